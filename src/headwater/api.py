@@ -1,0 +1,462 @@
+"""The Python API: ``Catalog.open()`` and everything a user does with datasets and versions.
+
+A Catalog is a catalog database plus the default object store. It is cheap to open, holds no
+global state, and is safe to use from several threads (each call opens its own session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from headwater.catalog import db, repo
+from headwater.catalog.graph import LineageGraph, walk
+from headwater.catalog.models import Alias, AliasMove, Dataset, Namespace, Run, Version
+from headwater.errors import CatalogUnavailable, InvalidArgument, VersionNotFound
+from headwater.lineage.base import LineageRecorder, NullLineage
+from headwater.progress import NullProgress, Progress
+from headwater.refs import DatasetName, VersionRef
+from headwater.run import RunContext, RunInfo, make_run, run_info
+from headwater.settings import Settings
+from headwater.store.checkout import checkout, open_entry, read_manifest
+from headwater.store.manifest import Manifest
+from headwater.store.objects import ObjectStore
+from headwater.tables.formats import concat, detect_format, format_of, is_data_file, read_table
+from headwater.version import Version as VersionHandle
+from headwater.version import VersionInfo
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    namespace: str
+    name: str
+    type: str
+    description: str | None
+    metadata: dict[str, Any]
+    versions: int
+    latest: int | None
+    aliases: dict[str, int]
+    created_at: datetime
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["created_at"] = self.created_at.isoformat()
+        d["full_name"] = self.full_name
+        return d
+
+
+class Catalog:
+    """Datasets, versions, aliases, runs and lineage over one database and one default store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        lineage: LineageRecorder | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or db.create_catalog_engine(settings.catalog_url)
+        db.check_schema(self.engine, auto_migrate=settings.auto_migrate)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.recorder: LineageRecorder = lineage or NullLineage()
+        self.progress: Progress = progress or NullProgress()
+        self._stores: dict[str, ObjectStore] = {}
+
+    @classmethod
+    def open(
+        cls,
+        catalog_url: str | None = None,
+        *,
+        store_url: str | None = None,
+        store_options: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        settings: Settings | None = None,
+        lineage: LineageRecorder | None = None,
+        progress: Progress | None = None,
+    ) -> Catalog:
+        """Open the catalog: arguments, then ``HEADWATER_*`` variables, then ``~/.headwater``."""
+        settings = settings or Settings.resolve(
+            catalog_url=catalog_url,
+            store_url=store_url,
+            store_options=store_options,
+            namespace=namespace,
+        )
+        if lineage is None:
+            from headwater.lineage import default_recorder
+
+            lineage = default_recorder(settings)
+        return cls(settings, lineage=lineage, progress=progress)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({db.safe_url(self.settings.catalog_url)!r}, store={self.store.url!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on error."""
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except OperationalError as exc:
+            raise CatalogUnavailable(
+                f"catalog database error at {db.safe_url(self.settings.catalog_url)}: "
+                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+            ) from exc
+
+    # -- stores ---------------------------------------------------------------------------------
+    @property
+    def store(self) -> ObjectStore:
+        return self.store_for(self.settings.store_url)
+
+    def store_for(self, url: str) -> ObjectStore:
+        store = self._stores.get(url)
+        if store is None:
+            store = self._stores[url] = ObjectStore(url, options=self.settings.store_options)
+        return store
+
+    # -- names ----------------------------------------------------------------------------------
+    def dataset_name(self, text: str) -> DatasetName:
+        return DatasetName.parse(text, default_namespace=self.settings.namespace)
+
+    def parse_ref(self, text: str) -> VersionRef:
+        return VersionRef.parse(text, default_namespace=self.settings.namespace)
+
+    def _pin(self, ref: str | VersionInfo) -> str:
+        """An exact ``ns/name@number`` for ``ref``, resolved now."""
+        if isinstance(ref, VersionInfo):
+            return ref.ref
+        return self.get(ref).ref
+
+    def _resolve_row(self, s: Session, ref: str) -> Version:
+        return repo.resolve(s, self.parse_ref(ref))
+
+    def _to_version(self, s: Session, v: Version, *, created: bool = True) -> VersionHandle:
+        ds = v.dataset
+        aliases = repo.aliases_of(s, [v.id])[v.id]
+        parents = tuple(
+            f"{p.dataset.namespace.name}/{p.dataset.name}@{p.number}"
+            for p in repo.parents_of(s, v.id)
+        )
+        return VersionHandle(
+            namespace=ds.namespace.name,
+            dataset=ds.name,
+            type=ds.type,
+            number=v.number,
+            digest=v.digest,
+            store_url=v.store_url,
+            kind=v.kind,
+            size=v.size,
+            file_count=v.file_count,
+            row_count=v.row_count,
+            schema=v.schema,
+            table_fingerprint=v.table_fingerprint,
+            stats=v.stats or {},
+            metadata=v.meta or {},
+            created_at=v.created_at,
+            run_id=v.run_id,
+            aliases=tuple(aliases),
+            parents=parents,
+            id=v.id,
+            created=created,
+            _catalog=self,
+        )
+
+    # -- versions -------------------------------------------------------------------------------
+    def log(
+        self,
+        data: Any,
+        *,
+        name: str,
+        type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parents: Iterable[str | VersionInfo] = (),
+        reference: bool = False,
+        key: Sequence[str] | None = None,
+        stats: Mapping[str, Any] | None = None,
+    ) -> VersionHandle:
+        """Log ``data`` as a new version of ``name`` and return it.
+
+        Identical content to the dataset's latest version creates no new version: the latest is
+        returned with ``created=False``. Parents are recorded as explicit parents and as inputs
+        of the logging run, so lineage walks find them.
+        """
+        ds = self.dataset_name(name)
+        pinned = [self._pin(p) for p in parents]
+        with self.run(
+            f"log.{ds.name}", inputs=pinned, namespace=ds.namespace, job_type="log"
+        ) as run:
+            run.log_output(
+                data,
+                name=str(ds),
+                type=type,
+                metadata=metadata,
+                parents=pinned,
+                reference=reference,
+                key=key,
+                stats=stats,
+            )
+        return run.outputs[0]
+
+    def get(self, ref: str | VersionInfo) -> VersionHandle:
+        """Resolve a reference (``name``, ``name@latest``, ``@production``, ``@7``, ``@3f9a2c``)."""
+        text = ref.ref if isinstance(ref, VersionInfo) else ref
+        with self.session() as s:
+            return self._to_version(s, self._resolve_row(s, text))
+
+    def versions(self, name: str) -> list[VersionHandle]:
+        ds_name = self.dataset_name(name)
+        with self.session() as s:
+            ds = repo.get_dataset(s, ds_name)
+            rows = s.scalars(
+                select(Version).where(Version.dataset_id == ds.id).order_by(Version.number)
+            ).all()
+            return [self._to_version(s, v) for v in rows]
+
+    def datasets(
+        self, *, namespace: str | None = None, search: str | None = None
+    ) -> list[DatasetInfo]:
+        with self.session() as s:
+            q = select(Dataset).join(Namespace).order_by(Namespace.name, Dataset.name)
+            if namespace:
+                q = q.where(Namespace.name == namespace)
+            if search:
+                q = q.where(Dataset.name.contains(search))
+            out = []
+            for ds in s.scalars(q).all():
+                latest = repo.latest_version(s, ds.id)
+                aliases = {
+                    name: number
+                    for name, number in s.execute(
+                        select(Alias.name, Version.number)
+                        .join(Version, Alias.version_id == Version.id)
+                        .where(Alias.dataset_id == ds.id)
+                        .order_by(Alias.name)
+                    )
+                }
+                out.append(
+                    DatasetInfo(
+                        namespace=ds.namespace.name,
+                        name=ds.name,
+                        type=ds.type,
+                        description=ds.description,
+                        metadata=ds.meta or {},
+                        versions=repo.count_versions(s, ds.id),
+                        latest=latest.number if latest else None,
+                        aliases=aliases,
+                        created_at=ds.created_at,
+                    )
+                )
+            return out
+
+    # -- aliases --------------------------------------------------------------------------------
+    def alias(
+        self, ref: str | VersionInfo, alias: str, *, actor: str | None = None
+    ) -> VersionHandle:
+        """Point ``alias`` (e.g. ``production``) at the version ``ref`` names, atomically."""
+        text = ref.ref if isinstance(ref, VersionInfo) else ref
+        with self.session() as s:
+            v = self._resolve_row(s, text)
+            repo.move_alias(s, v, alias, actor=actor)
+            s.flush()
+            return self._to_version(s, v)
+
+    def unalias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+        with self.session() as s:
+            repo.remove_alias(s, repo.get_dataset(s, self.dataset_name(name)), alias, actor=actor)
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        with self.session() as s:
+            ds = repo.get_dataset(s, self.dataset_name(name))
+            numbers = dict(
+                s.execute(select(Version.id, Version.number).where(Version.dataset_id == ds.id))
+                .tuples()
+                .all()
+            )
+            moves = s.scalars(
+                select(AliasMove).where(AliasMove.dataset_id == ds.id).order_by(AliasMove.id)
+            ).all()
+            return [
+                {
+                    "alias": m.name,
+                    "from": numbers.get(m.from_version_id or -1),
+                    "to": numbers.get(m.to_version_id or -1),
+                    "moved_at": m.moved_at.isoformat(),
+                    "actor": m.actor,
+                }
+                for m in moves
+            ]
+
+    # -- reading --------------------------------------------------------------------------------
+    def manifest_of(self, version: VersionInfo) -> Manifest:
+        return read_manifest(
+            self.store_for(version.store_url), version.digest, context=f"manifest of {version.ref}"
+        )
+
+    def checkout(self, version: VersionInfo, dest: str | Path) -> Path:
+        return checkout(
+            self.store_for(version.store_url),
+            self.manifest_of(version),
+            dest,
+            options=self.settings.store_options,
+            context=version.ref,
+            progress=self.progress,
+        )
+
+    def open_file(self, version: VersionInfo, relpath: str) -> BinaryIO:
+        entry = self.manifest_of(version).by_path().get(relpath)
+        if entry is None:
+            raise VersionNotFound(f"{version.ref} has no file {relpath!r}")
+        return open_entry(
+            self.store_for(version.store_url),
+            entry,
+            options=self.settings.store_options,
+            context=version.ref,
+        )
+
+    def read_table(self, version: VersionInfo, *, columns: Sequence[str] | None = None) -> pa.Table:
+        manifest = self.manifest_of(version)
+        fmt = detect_format(e.path for e in manifest)
+        if fmt is None:
+            raise InvalidArgument(f"{version.ref} holds no table files")
+        parts = []
+        for entry in manifest:
+            if is_data_file(entry.path) and format_of(entry.path) == fmt:
+                with self.open_file(version, entry.path) as f:
+                    parts.append(read_table(f, fmt))
+        table = concat(parts)
+        return table.select(list(columns)) if columns else table
+
+    # -- runs and lineage -----------------------------------------------------------------------
+    def run(
+        self,
+        job: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        inputs: Iterable[str | VersionInfo] = (),
+        code: str | Callable[..., Any] | None = None,
+        engine: Mapping[str, Any] | None = None,
+        parent: Mapping[str, Any] | None = None,
+        nominal_time: datetime | None = None,
+        namespace: str | None = None,
+        job_type: str | None = None,
+    ) -> RunContext:
+        """A run of ``job``: ``with catalog.run("despam", inputs=["users@3"]) as run: ...``.
+
+        Inputs are resolved to exact versions when the block starts. Outputs logged with
+        ``run.log_output`` become visible together when the block exits normally; if it raises,
+        the run is recorded as FAILED and none of them is visible.
+        """
+        return make_run(
+            self,
+            job,
+            params=params,
+            inputs=inputs,
+            code=code,
+            engine=engine,
+            parent=parent,
+            nominal_time=nominal_time,
+            namespace=namespace,
+            job_type=job_type,
+        )
+
+    def runs(
+        self, *, limit: int = 50, job: str | None = None, state: str | None = None
+    ) -> list[RunInfo]:
+        from headwater.catalog.models import Job
+
+        with self.session() as s:
+            q = select(Run).join(Job).order_by(Run.id.desc()).limit(limit)
+            if job:
+                q = q.where(Job.name == job)
+            if state:
+                q = q.where(Run.state == state.upper())
+            return [run_info(s, r) for r in s.scalars(q).all()]
+
+    def get_run(self, run_id: str) -> RunInfo:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise VersionNotFound(f"no run with id {run_id}")
+            return run_info(s, run)
+
+    def _cached_run(self, key: str | None, *, exclude: str) -> RunInfo | None:
+        if key is None:
+            return None
+        with self.session() as s:
+            runs = s.scalars(
+                select(Run)
+                .where(Run.cache_key == key, Run.state == "COMPLETED", Run.id != exclude)
+                .order_by(Run.id.desc())
+                .limit(1)
+            ).all()
+            return run_info(s, runs[0]) if runs else None
+
+    def lineage(
+        self, ref: str | VersionInfo, *, direction: str = "up", depth: int | None = None
+    ) -> LineageGraph:
+        """Versions and runs upstream (``up``) or downstream (``down``) of a version."""
+        if direction not in ("up", "down", "both"):
+            raise InvalidArgument(f"direction must be 'up', 'down' or 'both', not {direction!r}")
+        if depth is not None and depth < 0:
+            raise InvalidArgument(f"depth must be >= 0, not {depth}")
+        text = ref.ref if isinstance(ref, VersionInfo) else ref
+        with self.session() as s:
+            root = self._resolve_row(s, text)
+            return walk(s, root.id, direction=direction, depth=depth)
+
+    def diff(
+        self, a: str | VersionInfo, b: str | VersionInfo, *, key: Sequence[str] | None = None
+    ) -> Any:
+        """Files added/removed/changed from ``a`` to ``b``; rows too for keyed tables."""
+        from headwater.diff import diff_versions
+
+        return diff_versions(self, self.get(a), self.get(b), key=key)
+
+    def stats(self) -> dict[str, int]:
+        with self.session() as s:
+            return {
+                "datasets": int(s.scalar(select(func.count()).select_from(Dataset)) or 0),
+                "versions": int(s.scalar(select(func.count()).select_from(Version)) or 0),
+                "runs": int(s.scalar(select(func.count()).select_from(Run)) or 0),
+            }
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def gc(self, *, grace_seconds: float | None = None, dry_run: bool = False) -> Any:
+        """Delete store objects no committed version refers to (older than the grace period)."""
+        from headwater.maintenance import DEFAULT_GRACE_SECONDS, gc
+
+        grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        return gc(self, grace_seconds=grace, dry_run=dry_run)
+
+    def verify(self, ref: str | None = None) -> Any:
+        """Re-hash the objects of one version (or of every version) and report problems."""
+        from headwater.maintenance import verify
+
+        if ref is not None:
+            targets: list[VersionInfo] = [self.get(ref)]
+        else:
+            targets = [v for d in self.datasets() for v in self.versions(d.full_name)]
+        return verify(self, targets)

@@ -1,0 +1,150 @@
+"""Connecting to the catalog database and keeping its schema current.
+
+SQLite (the embedded default) is opened in WAL mode with a busy timeout, and every transaction
+starts with ``BEGIN IMMEDIATE`` so two processes never deadlock upgrading a read lock to a write
+lock; PostgreSQL goes through psycopg 3. Schema changes are Alembic migrations shipped inside the
+package, so ``headwater db upgrade`` works from an installed wheel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from headwater.errors import CatalogSchemaOutdated, CatalogUnavailable
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable catalog URL>"
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def create_catalog_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CatalogUnavailable(f"invalid catalog URL {safe_url(url)!r}: {exc}") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise CatalogUnavailable(
+            f"no driver for catalog URL {safe_url(url)!r}: for PostgreSQL install "
+            "'headwater[postgres]' (psycopg 3)"
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let us issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(MIGRATIONS))
+    head = script.get_current_head()
+    if head is None:
+        raise RuntimeError("the catalog migrations have no head revision")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise CatalogUnavailable(
+            f"cannot reach the catalog at {safe_url(str(engine.url))}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+        ) from exc
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (``headwater db upgrade``)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return not inspect(conn).get_table_names()
+
+
+def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
+    """Raise CatalogSchemaOutdated unless the database is at the head revision.
+
+    A brand-new empty database is migrated on the spot when ``auto_migrate`` is set, so the
+    embedded default just works; an existing older one is never changed behind the user's back.
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None and auto_migrate and is_empty(engine):
+        upgrade(engine)
+        return
+    where = safe_url(str(engine.url))
+    if current is None:
+        raise CatalogSchemaOutdated(
+            f"the database at {where} is not a Headwater catalog (no schema revision); "
+            "run `headwater db upgrade` to create one"
+        )
+    script = ScriptDirectory(str(MIGRATIONS))
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise CatalogSchemaOutdated(
+            f"the catalog at {where} is at schema revision {current}, newer than this Headwater "
+            f"knows (head {head}); upgrade Headwater"
+        )
+    raise CatalogSchemaOutdated(
+        f"the catalog at {where} is at schema revision {current}, older than {head}; "
+        "run `headwater db upgrade`"
+    )

@@ -1,0 +1,193 @@
+"""ORM models of the catalog (ML Metadata's artifact/execution/event model, renamed).
+
+``Version`` is MLMD's artifact, ``Run`` its execution, ``RunInput``/``RunOutput`` its events.
+Versions are immutable once inserted: only aliases move, and they keep a history of moves.
+Every schema change goes through an Alembic migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Namespace(Base):
+    __tablename__ = "namespaces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(32), default="raw_data")
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    #: Highest version number handed out. Incremented in the transaction that inserts the
+    #: version, under a row lock, so numbers are gap-free even with concurrent writers.
+    version_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    namespace: Mapped[Namespace] = relationship(lazy="joined")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"))
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    namespace: Mapped[Namespace] = relationship(lazy="joined")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv7
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="RUNNING")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    code_fingerprint: Mapped[str | None] = mapped_column(String(128), default=None)
+    cache_key: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    #: ``{"name": "airflow", "version": "3.3.2", "dag_id": ..., "task_id": ..., ...}``
+    engine: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: Parent run for OpenLineage's ParentRunFacet: ``{"namespace", "job", "run_id"}``.
+    parent: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    nominal_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Run whose outputs this run reused instead of recomputing (skip-if-unchanged).
+    reused_run_id: Mapped[str | None] = mapped_column(String(36), default=None)
+
+    job: Mapped[Job] = relationship(lazy="joined")
+
+
+class Version(Base):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "number"),
+        Index("ix_versions_digest", "digest"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    store_url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="files")  # files | table | reference
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    row_count: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    schema: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=None)
+    table_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="committed")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None, index=True)
+
+    dataset: Mapped[Dataset] = relationship(lazy="joined")
+
+
+class VersionParent(Base):
+    """Explicit parent versions (a merge of several versions has several)."""
+
+    __tablename__ = "version_parents"
+    child_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AliasMove(Base):
+    """History of alias moves; ``from_version_id`` is None when the alias was created."""
+
+    __tablename__ = "alias_moves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), default=None)
+    to_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), default=None)
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(256), default=None)
+
+
+class RunInput(Base):
+    __tablename__ = "run_inputs"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True, index=True)
+
+
+class RunOutput(Base):
+    __tablename__ = "run_outputs"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True, index=True)
+    #: False when the run's output was identical to the dataset's latest version (deduplicated)
+    created: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,0 +1,116 @@
+"""Garbage collection and verification of the store against the catalog.
+
+``gc`` deletes objects no committed version refers to (data objects and manifests), but only those
+older than a grace period, so a run that is staging right now keeps its objects. ``verify``
+re-hashes every object of the chosen versions and reports missing or corrupted ones by version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from headwater.catalog.models import Version
+from headwater.errors import HeadwaterError
+from headwater.store.checkout import open_reference, read_manifest
+from headwater.store.hashing import CHUNK
+
+if TYPE_CHECKING:
+    from headwater.api import Catalog
+    from headwater.version import VersionInfo
+
+DEFAULT_GRACE_SECONDS = 3600.0
+
+
+@dataclass
+class GcReport:
+    live_objects: int = 0
+    deleted: list[str] = field(default_factory=list)
+    deleted_bytes: int = 0
+    kept_young: int = 0
+    staging_removed: int = 0
+    dry_run: bool = False
+
+
+@dataclass
+class VerifyProblem:
+    version: str
+    path: str
+    digest: str | None
+    problem: str
+
+
+@dataclass
+class VerifyReport:
+    versions: int = 0
+    objects: int = 0
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def live_digests(cat: Catalog, store_url: str) -> set[str]:
+    """Every object digest referenced by a committed version kept in ``store_url``."""
+    with cat.session() as s:
+        roots = s.scalars(select(Version.digest).where(Version.store_url == store_url)).all()
+    store = cat.store_for(store_url)
+    live: set[str] = set()
+    for root in set(roots):
+        live.add(root)
+        manifest = read_manifest(store, root)
+        live.update(e.digest for e in manifest if e.digest is not None)
+    return live
+
+
+def gc(
+    cat: Catalog, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+) -> GcReport:
+    store = cat.store
+    live = live_digests(cat, store.url)
+    report = GcReport(live_objects=len(live), dry_run=dry_run)
+    cutoff = time.time() - grace_seconds
+    for obj in store.iter_objects():
+        if obj.digest in live:
+            continue
+        if obj.modified is not None and obj.modified > cutoff:
+            report.kept_young += 1
+            continue
+        report.deleted.append(obj.digest)
+        report.deleted_bytes += obj.size
+        if not dry_run:
+            store.delete(obj.digest)
+    for path, mtime in store.iter_staging():
+        if mtime <= cutoff:
+            report.staging_removed += 1
+            if not dry_run:
+                path.unlink(missing_ok=True)
+    return report
+
+
+def verify(cat: Catalog, versions: list[VersionInfo]) -> VerifyReport:
+    report = VerifyReport()
+    for v in versions:
+        report.versions += 1
+        store = cat.store_for(v.store_url)
+        try:
+            manifest = read_manifest(store, v.digest, context=f"manifest of {v.ref}")
+        except HeadwaterError as exc:
+            report.problems.append(VerifyProblem(v.ref, "<manifest>", v.digest, str(exc)))
+            continue
+        for entry in manifest:
+            report.objects += 1
+            try:
+                if entry.digest is None:
+                    with open_reference(entry, cat.settings.store_options) as f:
+                        while f.read(CHUNK):
+                            pass
+                else:
+                    store.verify(entry.digest, context=f"{v.ref} {entry.path}")
+            except (HeadwaterError, OSError) as exc:
+                report.problems.append(VerifyProblem(v.ref, entry.path, entry.digest, str(exc)))
+    return report

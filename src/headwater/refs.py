@@ -1,0 +1,108 @@
+"""References to datasets and versions: ``[ns/]name[@selector]``.
+
+A selector is ``latest`` (the default), a version number, an alias such as ``production``, or a
+hex prefix of a version's root digest (at least 6 characters). Parsing is pure; resolving a
+reference against the catalog lives in :mod:`headwater.catalog.resolve`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from headwater.errors import InvalidReference
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+HEX_RE = re.compile(r"^[0-9a-f]{6,64}$")
+MIN_DIGEST_PREFIX = 6
+LATEST = "latest"
+
+
+def check_name(value: str, *, what: str = "dataset name") -> str:
+    if not NAME_RE.match(value):
+        raise InvalidReference(
+            f"invalid {what} {value!r}: use letters, digits, '_', '.', '-' "
+            "(at most 128 characters, starting with a letter or digit)"
+        )
+    return value
+
+
+def check_alias(value: str) -> str:
+    if not ALIAS_RE.match(value):
+        raise InvalidReference(
+            f"invalid alias {value!r}: start with a letter; then letters, digits, '_', '.', '-'"
+        )
+    if HEX_RE.match(value):
+        raise InvalidReference(
+            f"alias {value!r} looks like a digest prefix; pick a name that is not all hex digits"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str, *, default_namespace: str) -> DatasetName:
+        if "@" in text:
+            raise InvalidReference(f"{text!r} is a reference, not a dataset name (drop '@...')")
+        ns, sep, name = text.rpartition("/")
+        if not sep:
+            ns = default_namespace
+        check_name(ns, what="namespace")
+        check_name(name)
+        return cls(ns, name)
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A parsed reference. ``kind`` is one of latest, number, alias, digest."""
+
+    dataset: DatasetName
+    selector: str = LATEST
+
+    @property
+    def kind(self) -> str:
+        if self.selector == LATEST:
+            return "latest"
+        if self.selector.isdigit():
+            return "number"
+        if HEX_RE.match(self.selector):
+            # all-hex words such as "beef12" are digests: check_alias keeps aliases from them
+            return "digest"
+        return "alias"
+
+    def __str__(self) -> str:
+        return f"{self.dataset}@{self.selector}"
+
+    @classmethod
+    def parse(cls, text: str, *, default_namespace: str) -> VersionRef:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidReference("empty reference: expected [namespace/]name[@selector]")
+        text = text.strip()
+        name_part, sep, selector = text.partition("@")
+        if sep and not selector:
+            raise InvalidReference(
+                f"reference {text!r} ends with '@': add latest, a number, "
+                "an alias or a digest prefix"
+            )
+        if "@" in selector:
+            raise InvalidReference(f"reference {text!r} has more than one '@'")
+        dataset = DatasetName.parse(name_part, default_namespace=default_namespace)
+        selector = selector or LATEST
+        if selector.isdigit():
+            if int(selector) < 1:
+                raise InvalidReference(f"reference {text!r}: version numbers start at 1")
+            return cls(dataset, str(int(selector)))
+        if selector != LATEST and not HEX_RE.match(selector) and not ALIAS_RE.match(selector):
+            raise InvalidReference(
+                f"reference {text!r}: selector {selector!r} is not a number, an alias or a "
+                f"digest prefix of at least {MIN_DIGEST_PREFIX} hex characters"
+            )
+        return cls(dataset, selector)

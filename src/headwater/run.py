@@ -1,0 +1,385 @@
+"""One step execution: resolve inputs → run → stage outputs → commit → record provenance → lineage.
+
+This is the only module that coordinates the catalog, the store and lineage. The commit of a run
+is a single database transaction: the versions it created, its lineage edges, its state change
+and its lineage events become visible together, or (if anything fails) not at all.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from headwater import _failpoints
+from headwater.catalog import repo
+from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionParent, utcnow
+from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
+from headwater.fingerprint import cache_key, fingerprint_code
+from headwater.lineage.base import RunEvent
+from headwater.refs import DatasetName, check_name
+from headwater.staging import Staged, publish_manifest, stage
+from headwater.version import VersionInfo
+
+if TYPE_CHECKING:
+    from headwater.api import Catalog
+    from headwater.version import Version as VersionHandle
+
+RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
+
+
+def new_run_id() -> str:
+    """A UUIDv7: time-ordered, so run ids sort by start time in every index."""
+    import uuid6
+
+    return str(uuid6.uuid7())
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    namespace: str
+    job: str
+    state: str
+    params: dict[str, Any]
+    code_fingerprint: str | None
+    cache_key: str | None
+    engine: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime | None
+    error: str | None
+    reused_run_id: str | None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["started_at"] = self.started_at.isoformat()
+        d["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        d["inputs"], d["outputs"] = list(self.inputs), list(self.outputs)
+        return d
+
+
+@dataclass
+class RunContext:
+    """``with catalog.run(...) as run:`` — see :meth:`headwater.api.Catalog.run`."""
+
+    catalog: Catalog
+    job: str
+    namespace: str
+    params: dict[str, Any]
+    input_refs: Sequence[str]
+    code_fingerprint: str | None
+    engine: dict[str, Any]
+    parent: dict[str, Any] | None
+    nominal_time: datetime | None
+    job_type: str | None = None
+    id: str = field(default_factory=new_run_id)
+    inputs: list[VersionHandle] = field(default_factory=list)
+    outputs: list[VersionHandle] = field(default_factory=list)
+    cache_key: str | None = None
+    state: str = "NEW"
+    _staged: list[Staged] = field(default_factory=list)
+    _reuse: RunInfo | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> RunContext:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.commit()
+        elif self.state == RUNNING:
+            self.fail(exc)
+
+    def start(self) -> None:
+        check_name(self.namespace, what="namespace")
+        cat = self.catalog
+        with cat.session() as s:
+            resolved = [cat._resolve_row(s, ref) for ref in self.input_refs]
+            self.inputs = [cat._to_version(s, v) for v in resolved]
+            self.cache_key = cache_key(
+                job=f"{self.namespace}/{self.job}",
+                code_fingerprint=self.code_fingerprint,
+                params=self.params,
+                inputs=[(v.name, v.digest) for v in self.inputs],
+            )
+            job = repo.ensure_job(s, self.namespace, self.job)
+            s.add(
+                Run(
+                    id=self.id,
+                    job_id=job.id,
+                    state=RUNNING,
+                    params=self.params,
+                    code_fingerprint=self.code_fingerprint,
+                    cache_key=self.cache_key,
+                    engine=self.engine,
+                    parent=self.parent,
+                    nominal_time=self.nominal_time,
+                    started_at=utcnow(),
+                )
+            )
+            s.flush()
+            for v in {v.id: v for v in resolved}.values():
+                s.add(RunInput(run_id=self.id, version_id=v.id))
+            cat.recorder.record(s, self._event("START", s))
+        self.state = RUNNING
+
+    def _event(self, state: str, session: Session, *, error: str | None = None) -> RunEvent:
+        run = session.get(Run, self.id)
+        return RunEvent(
+            run_id=self.id,
+            job_namespace=self.namespace,
+            job_name=self.job,
+            state=state,
+            event_time=utcnow(),
+            params=self.params,
+            code_fingerprint=self.code_fingerprint,
+            cache_key=self.cache_key,
+            engine=self.engine,
+            parent=self.parent,
+            nominal_time=self.nominal_time,
+            inputs=tuple(v.info() for v in self.inputs),
+            outputs=tuple(v.info() for v in self.outputs),
+            error=error,
+            job_type=self.job_type,
+            source_location=(run.engine or {}).get("source_location") if run else None,
+        )
+
+    # -- outputs --------------------------------------------------------------------------------
+    def log_output(
+        self,
+        data: Any,
+        *,
+        name: str,
+        type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        stats: Mapping[str, Any] | None = None,
+        parents: Iterable[str | VersionInfo] = (),
+        reference: bool = False,
+        key: Sequence[str] | None = None,
+    ) -> Staged:
+        """Stage ``data`` as the next version of ``name``; it becomes visible when the run commits.
+
+        ``data`` is a local path (file or directory), a ``file://``/``s3://``/``gs://`` URI, an
+        Arrow table or a pandas DataFrame. Table files (Parquet, CSV, JSONL, Arrow) are profiled:
+        schema, row count, null counts and a layout-independent fingerprint.
+        """
+        if self.state != RUNNING:
+            raise RunFailed(
+                f"run {self.id} is {self.state}; outputs can only be logged while it runs"
+            )
+        cat = self.catalog
+        ds_name = cat.dataset_name(name)
+        parent_refs = tuple(cat._pin(p) for p in parents)
+        snap, profile = stage(
+            cat.store,
+            data,
+            dataset=str(ds_name),
+            type=type or "",
+            source_options=cat.settings.store_options,
+            reference=reference,
+            progress=cat.progress,
+        )
+        publish_manifest(cat.store, snap.manifest)
+        meta = dict(metadata or {})
+        if key is not None:
+            meta["key"] = list(key)
+        staged = Staged(
+            dataset=str(ds_name),
+            type=type or ("table" if profile else "raw_data"),
+            manifest=snap.manifest,
+            store_url=cat.store.url,
+            profile=profile,
+            stats=dict(stats or {}),
+            metadata=meta,
+            parents=parent_refs,
+            reference=reference,
+            new_objects=snap.new_objects,
+            new_bytes=snap.new_bytes,
+        )
+        self._staged.append(staged)
+        return staged
+
+    # -- skip-if-unchanged ----------------------------------------------------------------------
+    def previous(self) -> RunInfo | None:
+        """The latest committed run with this run's cache key whose outputs still exist."""
+        return self.catalog._cached_run(self.cache_key, exclude=self.id)
+
+    def reuse(self, previous: RunInfo) -> list[VersionHandle]:
+        """Complete this run with ``previous``'s outputs instead of recomputing them."""
+        self._reuse = previous
+        self.commit()
+        return self.outputs
+
+    # -- commit / fail --------------------------------------------------------------------------
+    def commit(self) -> None:
+        if self.state != RUNNING:
+            raise RunFailed(f"run {self.id} is {self.state}; it cannot be committed")
+        cat = self.catalog
+        try:
+            with cat.session() as s:
+                run = s.get(Run, self.id)
+                if run is None:
+                    raise RunFailed(f"run {self.id} vanished from the catalog")
+                rows: list[tuple[Version, bool]] = []
+                if self._reuse is not None:
+                    run.reused_run_id = self._reuse.id
+                    for ref in self._reuse.outputs:
+                        rows.append((cat._resolve_row(s, ref), False))
+                for staged in self._staged:
+                    rows.append(self._commit_staged(s, staged))
+                for version, created in rows:
+                    if s.get(RunOutput, (self.id, version.id)) is None:
+                        s.add(RunOutput(run_id=self.id, version_id=version.id, created=created))
+                s.flush()
+                self.outputs = [cat._to_version(s, v, created=c) for v, c in rows]
+                run.state, run.ended_at = COMPLETED, utcnow()
+                cat.recorder.record(s, self._event("COMPLETE", s))
+                _failpoints.hit("commit.before_db_commit")
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        self.state = COMPLETED
+
+    def _commit_staged(self, s: Session, staged: Staged) -> tuple[Version, bool]:
+        cat = self.catalog
+        ds = repo.ensure_dataset(
+            s, DatasetName.parse(staged.dataset, default_namespace=""), type=staged.type
+        )
+        ds = repo.lock_dataset(s, ds.id)
+        if staged.metadata.get("key") and not ds.meta.get("key"):
+            ds.meta = {**ds.meta, "key": staged.metadata["key"]}
+        latest = repo.latest_version(s, ds.id)
+        if latest is not None and latest.digest == staged.digest:
+            return latest, False
+        prof = staged.profile
+        stats = dict(staged.stats)
+        if prof is not None:
+            stats.update(prof.stats())
+        if staged.reference:
+            stats["reference"] = True
+        v = Version(
+            dataset_id=ds.id,
+            number=repo.next_number(s, ds),
+            digest=staged.digest,
+            store_url=staged.store_url,
+            kind=staged.kind,
+            size=staged.manifest.total_size,
+            file_count=len(staged.manifest),
+            row_count=prof.rows if prof else None,
+            schema=prof.schema if prof else None,
+            table_fingerprint=prof.fingerprint if prof else None,
+            stats=stats,
+            meta=staged.metadata,
+            state="committed",
+            created_at=utcnow(),
+            run_id=self.id,
+        )
+        s.add(v)
+        s.flush()
+        for pos, ref in enumerate(staged.parents):
+            parent = cat._resolve_row(s, ref)
+            s.add(VersionParent(child_id=v.id, parent_id=parent.id, position=pos))
+        return v, True
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the run failed; nothing it staged becomes visible."""
+        self.state = FAILED
+        message = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        try:
+            with self.catalog.session() as s:
+                run = s.get(Run, self.id)
+                if run is None:
+                    return
+                run.state, run.ended_at, run.error = FAILED, utcnow(), message
+                self.outputs = []
+                event = self._event("FAIL", s, error=trace)
+                self.catalog.recorder.record(s, event)
+        except HeadwaterError:
+            raise
+        except Exception as db_exc:  # the original error matters more; keep it primary
+            exc.add_note(f"headwater: could not record run {self.id} as failed: {db_exc}")
+
+
+def make_run(
+    catalog: Catalog,
+    job: str,
+    *,
+    params: Mapping[str, Any] | None,
+    inputs: Iterable[str | VersionInfo],
+    code: str | Callable[..., Any] | None,
+    engine: Mapping[str, Any] | None,
+    parent: Mapping[str, Any] | None,
+    nominal_time: datetime | None,
+    namespace: str | None,
+    job_type: str | None,
+) -> RunContext:
+    if not job or not isinstance(job, str):
+        raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
+    refs = [catalog._pin(i) if isinstance(i, VersionInfo) else i for i in inputs]
+    return RunContext(
+        catalog=catalog,
+        job=job,
+        namespace=namespace or catalog.settings.namespace,
+        params=dict(params or {}),
+        input_refs=refs,
+        code_fingerprint=fingerprint_code(code),
+        engine=dict(engine or {}),
+        parent=dict(parent) if parent else None,
+        nominal_time=nominal_time,
+        job_type=job_type,
+    )
+
+
+def run_info(session: Session, run: Run) -> RunInfo:
+    def refs(model: type[RunInput] | type[RunOutput]) -> tuple[str, ...]:
+        rows = session.scalars(
+            select(Version)
+            .join(model, model.version_id == Version.id)
+            .where(model.run_id == run.id)
+            .order_by(Version.id)
+        ).all()
+        return tuple(f"{v.dataset.namespace.name}/{v.dataset.name}@{v.number}" for v in rows)
+
+    return RunInfo(
+        id=run.id,
+        namespace=run.job.namespace.name,
+        job=run.job.name,
+        state=run.state,
+        params=run.params or {},
+        code_fingerprint=run.code_fingerprint,
+        cache_key=run.cache_key,
+        engine=run.engine or {},
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        error=run.error,
+        reused_run_id=run.reused_run_id,
+        inputs=refs(RunInput),
+        outputs=refs(RunOutput),
+    )
+
+
+__all__ = [
+    "COMPLETED",
+    "FAILED",
+    "RUNNING",
+    "RunContext",
+    "RunInfo",
+    "make_run",
+    "new_run_id",
+    "run_info",
+]

@@ -1,0 +1,78 @@
+"""Settings, resolved once into a frozen object and passed down.
+
+Order of precedence: explicit argument → ``HEADWATER_*`` environment variable → default under
+``~/.headwater``. Nothing else in Headwater reads the environment for configuration, and nothing
+here writes to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import InvalidArgument
+
+DEFAULT_NAMESPACE = "default"
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("HEADWATER_HOME") or Path.home() / ".headwater")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the catalog and the store live, and how lineage is delivered."""
+
+    catalog_url: str
+    store_url: str
+    store_options: Mapping[str, Any] = field(default_factory=dict)
+    lineage: str = "on"
+    namespace: str = DEFAULT_NAMESPACE
+    #: Create the schema of a brand-new, empty catalog database on open.
+    auto_migrate: bool = True
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        catalog_url: str | None = None,
+        store_url: str | None = None,
+        store_options: Mapping[str, Any] | None = None,
+        lineage: str | None = None,
+        namespace: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from arguments, then ``HEADWATER_*`` variables, then defaults."""
+        env = os.environ if environ is None else environ
+        home = default_home(env)
+        if store_options is None:
+            raw = env.get("HEADWATER_STORE_OPTIONS")
+            try:
+                store_options = json.loads(raw) if raw else {}
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument(
+                    f"HEADWATER_STORE_OPTIONS is not valid JSON ({exc.msg}); "
+                    'give an object such as {"anon": true}'
+                ) from exc
+        if not isinstance(store_options, Mapping):
+            raise InvalidArgument("store options must be a mapping of fsspec storage options")
+        lineage_mode = (lineage or env.get("HEADWATER_LINEAGE") or "on").lower()
+        if lineage_mode not in {"on", "off"}:
+            raise InvalidArgument(f"HEADWATER_LINEAGE must be 'on' or 'off', not {lineage_mode!r}")
+        return cls(
+            catalog_url=catalog_url
+            or env.get("HEADWATER_CATALOG_URL")
+            or f"sqlite:///{home / 'catalog.db'}",
+            store_url=store_url or env.get("HEADWATER_STORE_URL") or str(home / "store"),
+            store_options=dict(store_options),
+            lineage=lineage_mode,
+            namespace=namespace or env.get("HEADWATER_NAMESPACE") or DEFAULT_NAMESPACE,
+        )
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

@@ -1,0 +1,100 @@
+"""Table file formats Headwater understands: Parquet, CSV, JSON Lines and Arrow IPC.
+
+A version is a table when all of its data files share one of these formats (files whose names
+start with ``_`` or ``.``, such as ``_SUCCESS``, are ignored). Readers stream record batches so a
+large table is profiled without being held in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+TABLE_FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+}
+
+
+def is_data_file(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return not (name.startswith("_") or name.startswith("."))
+
+
+def format_of(path: str) -> str | None:
+    suffixes = PurePosixPath(path).suffixes
+    for suffix in reversed(suffixes):
+        fmt = TABLE_FORMATS.get(suffix.lower())
+        if fmt:
+            return fmt
+    return None
+
+
+def detect_format(paths: Iterable[str]) -> str | None:
+    """The one table format shared by every data file in ``paths``, or None."""
+    found: set[str | None] = {format_of(p) for p in paths if is_data_file(p)}
+    if len(found) == 1:
+        fmt = found.pop()
+        return fmt
+    return None
+
+
+def iter_batches(
+    stream: BinaryIO, fmt: str, *, batch_rows: int = 65536
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of one file of format ``fmt`` read from a binary stream."""
+    if fmt == "parquet":
+        # Parquet's footer is at the end: a verifying (non-seekable) stream is read whole first
+        source = stream if _seekable(stream) else pa.BufferReader(stream.read())
+        pf = pq.ParquetFile(source)
+        yield from pf.iter_batches(batch_size=batch_rows)
+    elif fmt == "csv":
+        reader = pacsv.open_csv(stream)
+        yield from reader
+    elif fmt == "jsonl":
+        table = pajson.read_json(stream)
+        yield from table.to_batches(max_chunksize=batch_rows)
+    elif fmt == "arrow":
+        data = stream.read()
+        try:
+            yield from ipc.open_file(pa.py_buffer(data))  # type: ignore[call-overload]
+        except pa.ArrowInvalid:
+            yield from ipc.open_stream(pa.py_buffer(data))
+    else:
+        raise ValueError(
+            f"unknown table format {fmt!r}; expected one of {sorted(set(TABLE_FORMATS.values()))}"
+        )
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+def read_table(stream: BinaryIO, fmt: str) -> pa.Table:
+    if fmt == "parquet":
+        source = stream if _seekable(stream) else pa.BufferReader(stream.read())
+        return pq.read_table(source)
+    batches = list(iter_batches(stream, fmt))
+    return pa.Table.from_batches(batches) if batches else pa.table({})
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate parts whose inferred types may differ (an all-null CSV column, say)."""
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
