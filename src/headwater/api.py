@@ -291,9 +291,9 @@ class Catalog:
         with self.session() as s:
             ds = repo.get_dataset(s, self.dataset_name(name))
             numbers = dict(
-                s.execute(select(Version.id, Version.number).where(Version.dataset_id == ds.id))
-                .tuples()
-                .all()
+                s.execute(
+                    select(Version.id, Version.number).where(Version.dataset_id == ds.id)
+                ).all()
             )
             moves = s.scalars(
                 select(AliasMove).where(AliasMove.dataset_id == ds.id).order_by(AliasMove.id)

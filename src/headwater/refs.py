@@ -1,7 +1,9 @@
 """References to datasets and versions: ``[ns/]name[@selector]``.
 
 A selector is ``latest`` (the default), a version number, an alias such as ``production``, or a
-hex prefix of a version's root digest (at least 6 characters). Parsing is pure; resolving a
+hex prefix of a version's root digest (at least 6 characters). Six or more digits are ambiguous
+(a huge version number or an all-digit digest prefix): they resolve as a number if that version
+exists, else as a digest prefix. Parsing is pure; resolving a
 reference against the catalog lives in :mod:`headwater.catalog.resolve`.
 """
 
@@ -71,7 +73,7 @@ class VersionRef:
     def kind(self) -> str:
         if self.selector == LATEST:
             return "latest"
-        if self.selector.isdigit():
+        if self.selector.isdigit() and len(self.selector) < MIN_DIGEST_PREFIX:
             return "number"
         if HEX_RE.match(self.selector):
             # all-hex words such as "beef12" are digests: check_alias keeps aliases from them
@@ -96,7 +98,7 @@ class VersionRef:
             raise InvalidReference(f"reference {text!r} has more than one '@'")
         dataset = DatasetName.parse(name_part, default_namespace=default_namespace)
         selector = selector or LATEST
-        if selector.isdigit():
+        if selector.isdigit() and len(selector) < MIN_DIGEST_PREFIX:
             if int(selector) < 1:
                 raise InvalidReference(f"reference {text!r}: version numbers start at 1")
             return cls(dataset, str(int(selector)))

@@ -99,9 +99,11 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.state != RUNNING:  # already committed (e.g. by reuse()) or failed
+            return
         if exc is None:
             self.commit()
-        elif self.state == RUNNING:
+        else:
             self.fail(exc)
 
     def start(self) -> None:

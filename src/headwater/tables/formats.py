@@ -61,7 +61,11 @@ def iter_batches(
         pf = pq.ParquetFile(source)
         yield from pf.iter_batches(batch_size=batch_rows)
     elif fmt == "csv":
-        reader = pacsv.open_csv(stream)
+        # CSV cannot tell an empty string from a missing value: read both as null, as Parquet
+        # and JSON writers of the same rows would have them
+        reader = pacsv.open_csv(
+            stream, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
+        )
         yield from reader
     elif fmt == "jsonl":
         table = pajson.read_json(stream)

@@ -1,0 +1,477 @@
+"""The ``headwater`` command line.
+
+Every listing and ``show``/``diff``/``lineage`` takes ``--json``. A user mistake (unknown dataset,
+bad reference, missing path, unreachable database) is one line on stderr and exit status 2, never
+a traceback. Long work shows a progress bar on a terminal and stays quiet when piped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from headwater.errors import HeadwaterError
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"headwater: error: {self.format_message()}", err=True)
+
+
+def friendly(fn: F) -> F:
+    """Turn Headwater's own errors into one clear line and exit status 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HeadwaterError as exc:
+            raise UserError(str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise UserError(f"{exc.strerror}: {exc.filename}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _catalog(ctx: click.Context) -> Any:
+    from headwater.api import Catalog
+    from headwater.progress import for_terminal
+
+    obj = ctx.ensure_object(dict)
+    if "catalog" not in obj:
+        obj["catalog"] = Catalog.open(
+            obj.get("catalog_url"), store_url=obj.get("store_url"), progress=for_terminal()
+        )
+    return obj["catalog"]
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--meta expects key=value, got {pair!r}")
+        try:
+            meta[key] = json.loads(value)
+        except json.JSONDecodeError:
+            meta[key] = value
+    return meta
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--catalog",
+    "catalog_url",
+    envvar="HEADWATER_CATALOG_URL",
+    help="Catalog database URL (default: SQLite under ~/.headwater).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    envvar="HEADWATER_STORE_URL",
+    help="Object store: a path, file://, s3:// or gs:// URL (default ~/.headwater/store).",
+)
+@click.version_option(package_name="headwater")
+@click.pass_context
+def main(ctx: click.Context, catalog_url: str | None, store_url: str | None) -> None:
+    """Headwater: versioned datasets with provenance, for Airflow and Beam pipelines."""
+    ctx.ensure_object(dict).update(catalog_url=catalog_url, store_url=store_url)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--name", required=True, help="Dataset name, optionally ns/name.")
+@click.option("--type", "type_", default=None, help="raw_data, table, model, split, ...")
+@click.option("--meta", multiple=True, help="key=value metadata (value parsed as JSON if it can).")
+@click.option("--reference", is_flag=True, help="Track the data in place instead of copying it.")
+@click.option("--key", default=None, help="Comma-separated key columns for row diffs of tables.")
+@click.option("--parent", "parents", multiple=True, help="Parent version reference (repeatable).")
+@json_option
+@click.pass_context
+@friendly
+def add(
+    ctx: click.Context,
+    source: str,
+    name: str,
+    type_: str | None,
+    meta: tuple[str, ...],
+    reference: bool,
+    key: str | None,
+    parents: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Log SOURCE (a path or URI) as a new version of dataset NAME."""
+    if "://" not in source and not Path(source).exists():
+        raise UserError(f"path {source!r} does not exist")
+    cat = _catalog(ctx)
+    v = cat.log(
+        source,
+        name=name,
+        type=type_,
+        metadata=_parse_meta(meta),
+        reference=reference,
+        key=key.split(",") if key else None,
+        parents=parents,
+    )
+    if as_json:
+        _emit_json(v.info().to_dict())
+    elif v.created:
+        out.print(
+            f"logged {v.ref}  digest {v.short_digest}  {v.file_count} file(s), "
+            f"{_human_size(v.size)}" + (f", {v.row_count} rows" if v.row_count is not None else "")
+        )
+    else:
+        out.print(
+            f"unchanged: content is identical to {v.ref} (digest {v.short_digest}); no new version"
+        )
+
+
+@main.command("ls")
+@click.option("--namespace", default=None)
+@click.option("--search", default=None, help="Only datasets whose name contains this.")
+@json_option
+@click.pass_context
+@friendly
+def ls_(ctx: click.Context, namespace: str | None, search: str | None, as_json: bool) -> None:
+    """List datasets."""
+    items = _catalog(ctx).datasets(namespace=namespace, search=search)
+    if as_json:
+        _emit_json([d.to_dict() for d in items])
+        return
+    table = Table("dataset", "type", "versions", "latest", "aliases", box=None)
+    for d in items:
+        aliases = ", ".join(f"{a}→{n}" for a, n in d.aliases.items())
+        table.add_row(d.full_name, d.type, str(d.versions), str(d.latest or "-"), aliases)
+    out.print(table)
+
+
+@main.command()
+@click.argument("name")
+@json_option
+@click.pass_context
+@friendly
+def versions(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the versions of dataset NAME."""
+    items = _catalog(ctx).versions(name)
+    if as_json:
+        _emit_json([v.info().to_dict() for v in items])
+        return
+    table = Table(
+        "#", "digest", "kind", "files", "size", "rows", "created", "run", "aliases", box=None
+    )
+    for v in items:
+        table.add_row(
+            str(v.number),
+            v.short_digest,
+            v.kind,
+            str(v.file_count),
+            _human_size(v.size),
+            "-" if v.row_count is None else str(v.row_count),
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (v.run_id or "-")[:13],
+            ", ".join(v.aliases),
+        )
+    out.print(table)
+
+
+@main.command()
+@click.argument("ref")
+@json_option
+@click.pass_context
+@friendly
+def show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Show one version: digest, size, schema, stats, provenance."""
+    cat = _catalog(ctx)
+    v = cat.get(ref)
+    if as_json:
+        data = v.info().to_dict()
+        data["files"] = [e.to_json() for e in v.manifest()]
+        _emit_json(data)
+        return
+    out.print(f"[bold]{v.ref}[/bold]  ({v.type}, {v.kind})")
+    out.print(f"  digest    {v.digest}")
+    out.print(f"  created   {v.created_at.isoformat()}  by run {v.run_id or '-'}")
+    out.print(
+        f"  content   {v.file_count} file(s), {_human_size(v.size)}"
+        + (f", {v.row_count} rows" if v.row_count is not None else "")
+    )
+    if v.aliases:
+        out.print(f"  aliases   {', '.join(v.aliases)}")
+    if v.parents:
+        out.print(f"  parents   {', '.join(v.parents)}")
+    if v.schema:
+        out.print("  schema    " + ", ".join(f"{c['name']}: {c['type']}" for c in v.schema))
+    if v.metadata:
+        out.print(f"  metadata  {json.dumps(v.metadata, sort_keys=True)}")
+    if v.stats:
+        out.print(f"  stats     {json.dumps(v.stats, sort_keys=True, default=str)}")
+
+
+@main.command()
+@click.argument("ref")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.pass_context
+@friendly
+def get(ctx: click.Context, ref: str, dest: str) -> None:
+    """Check out version REF into directory DEST (every file verified)."""
+    v = _catalog(ctx).get(ref)
+    root = v.checkout(dest)
+    out.print(f"checked out {v.ref} ({v.file_count} file(s)) to {root}")
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--key", default=None, help="Comma-separated key columns for a row diff.")
+@json_option
+@click.pass_context
+@friendly
+def diff(ctx: click.Context, a: str, b: str, key: str | None, as_json: bool) -> None:
+    """Show what changed from version A to version B."""
+    d = _catalog(ctx).diff(a, b, key=key.split(",") if key else None)
+    if as_json:
+        _emit_json(d.to_dict())
+        return
+    out.print(
+        f"{d.a} → {d.b}: {len(d.added)} added, {len(d.removed)} removed, "
+        f"{len(d.changed)} changed, {d.unchanged} unchanged file(s)"
+    )
+    for e in d.added:
+        out.print(f"  + {e.path}  ({_human_size(e.size)})")
+    for e in d.removed:
+        out.print(f"  - {e.path}")
+    for old, new in d.changed:
+        out.print(f"  ~ {new.path}  ({_human_size(old.size)} → {_human_size(new.size)})")
+    if d.rows is not None:
+        r = d.rows
+        out.print(
+            f"rows (key {', '.join(r.key)}): {r.added} added, {r.removed} removed, "
+            f"{r.changed} changed, {r.unchanged} unchanged"
+        )
+        for col, n in r.cells_changed.items():
+            out.print(f"  {col}: {n} cell(s) changed")
+        if r.columns_added or r.columns_removed:
+            out.print(f"  columns added {r.columns_added}, removed {r.columns_removed}")
+        for s in r.sample_changed:
+            out.print(f"  ~ {s['key']}: {s['cells']}")
+
+
+@main.command()
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--remove", is_flag=True, help="Remove ALIAS from REF's dataset instead.")
+@click.pass_context
+@friendly
+def alias(ctx: click.Context, ref: str, alias: str, remove: bool) -> None:
+    """Point ALIAS (e.g. production) at version REF."""
+    cat = _catalog(ctx)
+    if remove:
+        cat.unalias(ref.split("@")[0], alias)
+        out.print(f"removed alias {alias!r} from {ref.split('@')[0]}")
+        return
+    v = cat.alias(ref, alias)
+    out.print(f"{v.name}@{alias} → {v.ref}")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--up", "direction", flag_value="up", default=True, help="Upstream (default).")
+@click.option("--down", "direction", flag_value="down", help="Downstream: what came from REF.")
+@click.option("--depth", type=click.IntRange(min=0), default=None)
+@json_option
+@click.pass_context
+@friendly
+def lineage(ctx: click.Context, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
+    """Trace the versions and runs upstream or downstream of REF."""
+    g = _catalog(ctx).lineage(ref, direction=direction, depth=depth)
+    if as_json:
+        _emit_json(g.to_dict())
+        return
+    _print_tree(g.to_dict())
+
+
+def _print_tree(graph: dict[str, Any]) -> None:
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    up = graph["direction"] == "up"
+    children: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        src, dst = (e["to"], e["from"]) if up else (e["from"], e["to"])
+        children.setdefault(src, []).append(dst)
+
+    def label(node_id: str) -> str:
+        n = nodes[node_id]
+        if n["type"] == "version":
+            rows = f", {n['rows']} rows" if n.get("rows") is not None else ""
+            return f"{n['ref']}  [{n['dataset_type']}] {n['digest'][:12]}{rows}"
+        return f"run {n['job']} ({n['state']}) {n['run_id'][:13]}"
+
+    seen: set[str] = set()
+
+    def visit(node_id: str, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        out.print(f"{prefix}{branch}{label(node_id)}", markup=False)
+        if node_id in seen:
+            return
+        seen.add(node_id)
+        kids = sorted(set(children.get(node_id, [])))
+        ext = "" if top else ("    " if last else "│   ")
+        for i, kid in enumerate(kids):
+            visit(kid, prefix + ext, i == len(kids) - 1, False)
+
+    visit(graph["root"], "", True, True)
+
+
+@main.command()
+@click.option("--limit", default=50, show_default=True)
+@click.option("--job", default=None)
+@click.option(
+    "--state",
+    default=None,
+    type=click.Choice(["RUNNING", "COMPLETED", "FAILED"], case_sensitive=False),
+)
+@json_option
+@click.pass_context
+@friendly
+def runs(ctx: click.Context, limit: int, job: str | None, state: str | None, as_json: bool) -> None:
+    """List recent runs with their inputs and outputs."""
+    items = _catalog(ctx).runs(limit=limit, job=job, state=state)
+    if as_json:
+        _emit_json([r.to_dict() for r in items])
+        return
+    table = Table("run", "job", "state", "started", "inputs", "outputs", box=None)
+    for r in items:
+        table.add_row(
+            r.id[:13],
+            f"{r.namespace}/{r.job}",
+            r.state,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(r.inputs),
+            ", ".join(r.outputs) + (f" (reused {r.reused_run_id[:13]})" if r.reused_run_id else ""),
+        )
+    out.print(table)
+
+
+@main.command()
+@click.option(
+    "--grace",
+    default=3600.0,
+    show_default=True,
+    help="Keep unreferenced objects younger than this many seconds (in-flight runs).",
+)
+@click.option("--dry-run", is_flag=True)
+@json_option
+@click.pass_context
+@friendly
+def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
+    """Delete store objects that no committed version refers to."""
+    report = _catalog(ctx).gc(grace_seconds=grace, dry_run=dry_run)
+    if as_json:
+        _emit_json(
+            {
+                "deleted": len(report.deleted),
+                "deleted_bytes": report.deleted_bytes,
+                "kept_young": report.kept_young,
+                "live_objects": report.live_objects,
+                "staging_removed": report.staging_removed,
+                "dry_run": dry_run,
+            }
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {len(report.deleted)} object(s), {_human_size(report.deleted_bytes)}; "
+        f"{report.live_objects} live, {report.kept_young} kept (younger than {grace:.0f}s)"
+    )
+
+
+@main.command()
+@click.argument("ref", required=False)
+@json_option
+@click.pass_context
+@friendly
+def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
+    """Re-hash every object of REF (or of every version); exit 1 if any is bad."""
+    report = _catalog(ctx).verify(ref)
+    if as_json:
+        _emit_json(
+            {
+                "versions": report.versions,
+                "objects": report.objects,
+                "problems": [p.__dict__ for p in report.problems],
+            }
+        )
+    else:
+        for p in report.problems:
+            out.print(f"BAD {p.version} {p.path}: {p.problem}", markup=False)
+        out.print(
+            f"verified {report.objects} object(s) in {report.versions} version(s): "
+            + ("all good" if report.ok else f"{len(report.problems)} problem(s)")
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """Catalog database maintenance."""
+
+
+@db.command()
+@click.pass_context
+@friendly
+def upgrade(ctx: click.Context) -> None:
+    """Run the catalog's schema migrations up to this Headwater's version."""
+    from headwater.catalog import db as catalog_db
+    from headwater.settings import Settings
+
+    root = ctx.find_root().obj or {}
+    settings = Settings.resolve(catalog_url=root.get("catalog_url"))
+    engine = catalog_db.create_catalog_engine(settings.catalog_url)
+    before = catalog_db.current_revision(engine)
+    catalog_db.upgrade(engine)
+    after = catalog_db.current_revision(engine)
+    out.print(
+        f"catalog {catalog_db.safe_url(settings.catalog_url)}: schema {before or 'empty'} → {after}"
+    )
+
+
+def _register_optional() -> None:
+    try:
+        from headwater.cli_lineage import lineage_group
+    except ImportError:
+        return
+    main.add_command(lineage_group)
+
+
+_register_optional()
