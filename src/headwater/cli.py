@@ -304,7 +304,22 @@ def alias(ctx: click.Context, ref: str, alias: str, remove: bool) -> None:
     out.print(f"{v.name}@{alias} → {v.ref}")
 
 
-@main.command()
+class _RefOrCommand(click.Group):
+    """``headwater lineage REF`` walks the graph; ``headwater lineage flush|status`` manage
+    delivery. An argument that is not a subcommand is a reference for ``trace``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["trace", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_RefOrCommand)
+def lineage() -> None:
+    """Trace lineage (`lineage REF [--up|--down]`) and manage lineage event delivery."""
+
+
+@lineage.command()
 @click.argument("ref")
 @click.option("--up", "direction", flag_value="up", default=True, help="Upstream (default).")
 @click.option("--down", "direction", flag_value="down", help="Downstream: what came from REF.")
@@ -312,7 +327,7 @@ def alias(ctx: click.Context, ref: str, alias: str, remove: bool) -> None:
 @json_option
 @click.pass_context
 @friendly
-def lineage(ctx: click.Context, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
+def trace(ctx: click.Context, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
     """Trace the versions and runs upstream or downstream of REF."""
     g = _catalog(ctx).lineage(ref, direction=direction, depth=depth)
     if as_json:
@@ -471,7 +486,8 @@ def _register_optional() -> None:
         from headwater.cli_lineage import lineage_group
     except ImportError:
         return
-    main.add_command(lineage_group)
+    for name, command in lineage_group.commands.items():
+        lineage.add_command(command, name)
 
 
 _register_optional()

@@ -201,7 +201,7 @@ class RunContext:
             meta["key"] = list(key)
         staged = Staged(
             dataset=str(ds_name),
-            type=type or ("table" if profile else "raw_data"),
+            type=type,
             manifest=snap.manifest,
             store_url=cat.store.url,
             profile=profile,
@@ -259,7 +259,8 @@ class RunContext:
     def _commit_staged(self, s: Session, staged: Staged) -> tuple[Version, bool]:
         cat = self.catalog
         ds = repo.ensure_dataset(
-            s, DatasetName.parse(staged.dataset, default_namespace=""), type=staged.type
+            s, DatasetName.parse(staged.dataset, default_namespace=""), type=staged.type,
+            default_type="table" if staged.profile is not None else "raw_data",
         )
         ds = repo.lock_dataset(s, ds.id)
         if staged.metadata.get("key") and not ds.meta.get("key"):

@@ -40,7 +40,7 @@ class Staged:
     """Content staged in the store, ready to be committed as a version of ``dataset``."""
 
     dataset: str
-    type: str
+    type: str | None  # None: the existing dataset's type, or inferred when it is created
     manifest: Manifest
     store_url: str
     profile: TableProfile | None

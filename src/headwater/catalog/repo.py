@@ -73,10 +73,15 @@ def ensure_dataset(
     session: Session,
     name: DatasetName,
     *,
-    type: str,
+    type: str | None,
+    default_type: str = "raw_data",
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Dataset:
+    """The dataset ``name``, created with ``type`` (or ``default_type``) if it does not exist.
+
+    ``type=None`` accepts whatever type an existing dataset has.
+    """
     ds = find_dataset(session, name)
     if ds is None:
         ns = ensure_namespace(session, name.namespace)
@@ -86,7 +91,7 @@ def ensure_dataset(
             {
                 "namespace_id": ns.id,
                 "name": name.name,
-                "type": type,
+                "type": type or default_type,
                 "description": description,
                 "metadata": metadata or {},
                 "version_count": 0,
