@@ -24,7 +24,9 @@ from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
 from headwater.refs import DatasetName, check_name
-from headwater.staging import Staged, publish_manifest, stage
+from headwater.staging import Staged, profile_manifest, publish_manifest, stage
+from headwater.store.manifest import Manifest, ManifestEntry
+from headwater.tables.profile import TableProfile
 from headwater.version import VersionInfo
 
 if TYPE_CHECKING:
@@ -179,13 +181,9 @@ class RunContext:
         Arrow table or a pandas DataFrame. Table files (Parquet, CSV, JSONL, Arrow) are profiled:
         schema, row count, null counts and a layout-independent fingerprint.
         """
-        if self.state != RUNNING:
-            raise RunFailed(
-                f"run {self.id} is {self.state}; outputs can only be logged while it runs"
-            )
+        self._check_running()
         cat = self.catalog
         ds_name = cat.dataset_name(name)
-        parent_refs = tuple(cat._pin(p) for p in parents)
         snap, profile = stage(
             cat.store,
             data,
@@ -195,22 +193,60 @@ class RunContext:
             reference=reference,
             progress=cat.progress,
         )
-        publish_manifest(cat.store, snap.manifest)
+        return self._add(snap.manifest, profile, name=str(ds_name), type=type, metadata=metadata,
+                         stats=stats, parents=parents, reference=reference, key=key,
+                         new_objects=snap.new_objects, new_bytes=snap.new_bytes)
+
+    def log_objects(
+        self,
+        entries: Iterable[ManifestEntry],
+        *,
+        name: str,
+        type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        stats: Mapping[str, Any] | None = None,
+        parents: Iterable[str | VersionInfo] = (),
+        key: Sequence[str] | None = None,
+        profile: TableProfile | None = None,
+    ) -> Staged:
+        """Stage a version made of objects already written to the catalog's store.
+
+        For distributed writers (Beam workers) that each upload their shard with
+        ``ObjectStore.writer()`` and hand back ``ManifestEntry(path, digest, size)``: this builds
+        the manifest, checks every object is present, and profiles table shards from the store
+        unless a merged ``profile`` is given.
+        """
+        self._check_running()
+        cat = self.catalog
+        manifest = Manifest(entries)
+        if profile is None:
+            profile = profile_manifest(cat.store, manifest)
+        return self._add(manifest, profile, name=str(cat.dataset_name(name)), type=type,
+                         metadata=metadata, stats=stats, parents=parents, reference=False,
+                         key=key, new_objects=0, new_bytes=0)
+
+    def _check_running(self) -> None:
+        if self.state != RUNNING:
+            raise RunFailed(
+                f"run {self.id} is {self.state}; outputs can only be logged while it runs"
+            )
+
+    def _add(
+        self, manifest: Manifest, profile: TableProfile | None, *, name: str, type: str | None,
+        metadata: Mapping[str, Any] | None, stats: Mapping[str, Any] | None,
+        parents: Iterable[str | VersionInfo], reference: bool, key: Sequence[str] | None,
+        new_objects: int, new_bytes: int,
+    ) -> Staged:
+        cat = self.catalog
+        parent_refs = tuple(cat._pin(p) for p in parents)
+        publish_manifest(cat.store, manifest)
         meta = dict(metadata or {})
         if key is not None:
             meta["key"] = list(key)
         staged = Staged(
-            dataset=str(ds_name),
-            type=type,
-            manifest=snap.manifest,
-            store_url=cat.store.url,
-            profile=profile,
-            stats=dict(stats or {}),
-            metadata=meta,
-            parents=parent_refs,
-            reference=reference,
-            new_objects=snap.new_objects,
-            new_bytes=snap.new_bytes,
+            dataset=name, type=type, manifest=manifest, store_url=cat.store.url,
+            profile=profile, stats=dict(stats or {}), metadata=meta, parents=parent_refs,
+            reference=reference, new_objects=new_objects, new_bytes=new_bytes,
         )
         self._staged.append(staged)
         return staged

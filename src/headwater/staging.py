@@ -138,6 +138,12 @@ def stage(
     return snap, profile
 
 
+def profile_manifest(store: ObjectStore, manifest: Manifest) -> TableProfile | None:
+    """Profile the table files of a manifest whose objects are in ``store`` (None if no table)."""
+    by_path = manifest.by_path()
+    return _profile(manifest, lambda rel: open_entry(store, by_path[rel], options={}))
+
+
 def publish_manifest(store: ObjectStore, manifest: Manifest) -> None:
     """Verify every object is present, then write the manifest object (stage → verify → publish)."""
     digests = {e.digest for e in manifest if e.digest is not None}
