@@ -239,3 +239,10 @@ def test_older_schema_gets_a_clear_message(tmp_path: Path) -> None:
         conn.execute(sa.text("UPDATE alembic_version SET version_num='0000_older'"))
     with pytest.raises(CatalogSchemaOutdated, match="newer than this Headwater|older"):
         Catalog.open(url, store_url=str(tmp_path / "s"))
+
+
+def test_unsupported_data_is_a_clear_error(catalog: Catalog) -> None:
+    with pytest.raises(InvalidArgument, match="cannot log a dict"):
+        catalog.log({"not": "data"}, name="bad")
+    with pytest.raises(DatasetNotFound):
+        catalog.get("bad")

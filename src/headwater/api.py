@@ -362,12 +362,15 @@ class Catalog:
         nominal_time: datetime | None = None,
         namespace: str | None = None,
         job_type: str | None = None,
+        state_inputs: Iterable[str | VersionInfo] = (),
     ) -> RunContext:
         """A run of ``job``: ``with catalog.run("despam", inputs=["users@3"]) as run: ...``.
 
         Inputs are resolved to exact versions when the block starts. Outputs logged with
         ``run.log_output`` become visible together when the block exits normally; if it raises,
-        the run is recorded as FAILED and none of them is visible.
+        the run is recorded as FAILED and none of them is visible. ``state_inputs`` are read as
+        the step's own state (the previous ID mapping, say): optional, recorded in lineage, but
+        not part of the cache key.
         """
         return make_run(
             self,
@@ -380,6 +383,7 @@ class Catalog:
             nominal_time=nominal_time,
             namespace=namespace,
             job_type=job_type,
+            state_inputs=state_inputs,
         )
 
     def runs(

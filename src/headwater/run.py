@@ -82,8 +82,12 @@ class RunContext:
     parent: dict[str, Any] | None
     nominal_time: datetime | None
     job_type: str | None = None
+    #: Inputs read as the step's own state (e.g. the previous ID mapping, for stable IDs):
+    #: recorded as lineage inputs, optional (skipped if absent), not part of the cache key.
+    state_refs: Sequence[str] = ()
     id: str = field(default_factory=new_run_id)
     inputs: list[VersionHandle] = field(default_factory=list)
+    state_inputs: list[VersionHandle] = field(default_factory=list)
     outputs: list[VersionHandle] = field(default_factory=list)
     cache_key: str | None = None
     state: str = "NEW"
@@ -114,12 +118,20 @@ class RunContext:
         with cat.session() as s:
             resolved = [cat._resolve_row(s, ref) for ref in self.input_refs]
             self.inputs = [cat._to_version(s, v) for v in resolved]
+            state_rows = []
+            for ref in self.state_refs:
+                try:
+                    state_rows.append(cat._resolve_row(s, ref))
+                except LookupError:  # state that does not exist yet (first run): none
+                    continue
+            self.state_inputs = [cat._to_version(s, v) for v in state_rows]
             self.cache_key = cache_key(
                 job=f"{self.namespace}/{self.job}",
                 code_fingerprint=self.code_fingerprint,
                 params=self.params,
                 inputs=[(v.name, v.digest) for v in self.inputs],
             )
+            resolved = resolved + state_rows
             job = repo.ensure_job(s, self.namespace, self.job)
             s.add(
                 Run(
@@ -155,7 +167,7 @@ class RunContext:
             engine=self.engine,
             parent=self.parent,
             nominal_time=self.nominal_time,
-            inputs=tuple(v.info() for v in self.inputs),
+            inputs=tuple(v.info() for v in [*self.inputs, *self.state_inputs]),
             outputs=tuple(v.info() for v in self.outputs),
             error=error,
             job_type=self.job_type,
@@ -366,6 +378,7 @@ def make_run(
     nominal_time: datetime | None,
     namespace: str | None,
     job_type: str | None,
+    state_inputs: Iterable[str | VersionInfo] = (),
 ) -> RunContext:
     if not job or not isinstance(job, str):
         raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
@@ -376,6 +389,7 @@ def make_run(
         namespace=namespace or catalog.settings.namespace,
         params=dict(params or {}),
         input_refs=refs,
+        state_refs=[catalog._pin(i) if isinstance(i, VersionInfo) else i for i in state_inputs],
         code_fingerprint=fingerprint_code(code),
         engine=dict(engine or {}),
         parent=dict(parent) if parent else None,

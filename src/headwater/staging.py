@@ -112,7 +112,7 @@ def stage(
         return snap, profiler.result()
     if not isinstance(data, str | Path):
         raise InvalidArgument(
-            f"cannot log a {type(data).__name__}: give a path, a URI, an Arrow table or a "
+            f"cannot log a {data.__class__.__name__}: give a path, a URI, an Arrow table or a "
             "pandas DataFrame"
         )
     text = str(data)

@@ -191,3 +191,30 @@ class RunOutput(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True, index=True)
     #: False when the run's output was identical to the dataset's latest version (deduplicated)
     created: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class LineageOutbox(Base):
+    """OpenLineage events waiting for (or past) delivery: the transactional outbox.
+
+    A row is inserted in the same transaction as the run state change it describes, so an event
+    exists exactly when its run record does. Delivery happens after commit and only updates the
+    delivery columns; ``event`` is never rewritten, so a redelivered event is the same event.
+    """
+
+    __tablename__ = "lineage_outbox"
+    __table_args__ = (Index("ix_lineage_outbox_state_next_attempt_at", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Stable identity of the event (UUIDv5 of run id, event type and event time): the same
+    #: value every time the event is delivered, so consumers and operators can deduplicate.
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    event_type: Mapped[str] = mapped_column(String(16))  # START | COMPLETE | FAIL
+    event: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set while one emitter is delivering the row, so concurrent emitters skip it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)

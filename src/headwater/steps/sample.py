@@ -182,6 +182,7 @@ SAMPLE_SCHEMA = pa.schema(
         ("city", pa.string()),
         ("dob", pa.string()),
         ("signup_text", pa.string()),
+        ("job_seeker", pa.int8()),
         ("_true_person_id", pa.int64()),
         ("_is_spam", pa.bool_()),
         ("_invalid_reason", pa.string()),
@@ -297,6 +298,9 @@ def generate_users(params: SampleParams | None = None, **kwargs: int | float) ->
     dob = _EPOCH + rng.integers(0, _SPAN, n_people)
     spam = rng.random(n_people) < p.spam_rate
     seen = np.zeros(n_people, dtype=bool)
+    # the label a model downstream predicts (is this person looking for a job?), drawn from a
+    # stream of its own so adding it left every other generated value unchanged
+    job_seeker = np.random.default_rng([p.seed, 1]).random(n_people) < 0.3
 
     rows_u = rng.random((n, 12))  # per-record coin flips
     out: dict[str, list[object]] = {f.name: [] for f in SAMPLE_SCHEMA}
@@ -371,6 +375,7 @@ def generate_users(params: SampleParams | None = None, **kwargs: int | float) ->
         out["city"].append(cty.title())
         out["dob"].append(dob_s)
         out["signup_text"].append(text)
+        out["job_seeker"].append(int(job_seeker[q]))
         out["_true_person_id"].append(q)
         out["_is_spam"].append(bool(spam[q]))
         out["_invalid_reason"].append(invalid)

@@ -73,7 +73,7 @@ def iter_batches(
     elif fmt == "arrow":
         data = stream.read()
         try:
-            yield from ipc.open_file(pa.py_buffer(data))  # type: ignore[call-overload]
+            yield from ipc.open_file(pa.py_buffer(data))
         except pa.ArrowInvalid:
             yield from ipc.open_stream(pa.py_buffer(data))
     else:

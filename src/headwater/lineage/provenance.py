@@ -1,0 +1,83 @@
+"""Headwater's own OpenLineage facet: ``headwater_provenance``, a run facet.
+
+It carries what makes a Headwater run reproducible and cacheable: the cache key, the code
+fingerprint, the parameters and the content digests of every input and output version. Its
+JSON Schema ships in the package (``lineage/schemas/HeadwaterProvenanceRunFacet.json``) and is
+published at :data:`SCHEMA_URL`; the URL carries the facet's version and never changes meaning:
+a changed shape gets a new version, a new ``$id`` and a new URL.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import attr
+from openlineage.client.generated.base import RunFacet
+
+FACET_KEY = "headwater_provenance"
+FACET_VERSION = "1-0-0"
+SCHEMA_ID = (
+    "https://headwater-data.github.io/headwater/spec/facets/"
+    f"{FACET_VERSION}/HeadwaterProvenanceRunFacet.json"
+)
+SCHEMA_URL = f"{SCHEMA_ID}#/$defs/HeadwaterProvenanceRunFacet"
+SCHEMA_RESOURCE = "HeadwaterProvenanceRunFacet.json"
+
+
+def headwater_version() -> str:
+    try:
+        return version("headwater")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0"
+
+
+#: ``producer`` of every event and facet Headwater writes (Airflow's provider would otherwise
+#: substitute its own default producer).
+PRODUCER = f"https://github.com/headwater-data/headwater/tree/{headwater_version()}"
+
+
+@attr.define
+class VersionDigest:
+    """One input or output version: logical name, version number and root (manifest) digest."""
+
+    name: str
+    version: int
+    digest: str
+    tableFingerprint: str | None = attr.field(default=None)
+    created: bool | None = attr.field(default=None)
+
+
+@attr.define
+class HeadwaterProvenanceRunFacet(RunFacet):
+    """What Headwater knows about a run beyond the standard facets."""
+
+    runId: str
+    cacheKey: str | None = attr.field(default=None)
+    codeFingerprint: str | None = attr.field(default=None)
+    parameters: dict[str, Any] = attr.field(factory=dict)
+    inputs: list[VersionDigest] = attr.field(factory=list)
+    outputs: list[VersionDigest] = attr.field(factory=list)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return SCHEMA_URL
+
+
+def load_schema() -> dict[str, Any]:
+    """The facet's published JSON Schema, read from the installed package."""
+    text = resources.files("headwater.lineage").joinpath("schemas", SCHEMA_RESOURCE).read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+__all__ = [
+    "FACET_KEY",
+    "PRODUCER",
+    "SCHEMA_URL",
+    "HeadwaterProvenanceRunFacet",
+    "VersionDigest",
+    "load_schema",
+]
