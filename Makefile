@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $@
 
 demo: setup
-	$(PY) -m headwater.demo
+	$(PY) -m headwater_airflow.demo
 
 test: setup
 	scripts/ensure-postgres

@@ -431,6 +431,12 @@ class Catalog:
             root = self._resolve_row(s, text)
             return walk(s, root.id, direction=direction, depth=depth)
 
+    def impact(self, ref: str | VersionInfo) -> Any:
+        """Every version derived from ``ref`` and the engine tasks that produced them."""
+        from headwater.impact import impact_of
+
+        return impact_of(self.lineage(ref, direction="down"))
+
     def diff(
         self, a: str | VersionInfo, b: str | VersionInfo, *, key: Sequence[str] | None = None
     ) -> Any:

@@ -336,6 +336,31 @@ def trace(ctx: click.Context, ref: str, direction: str, depth: int | None, as_js
     _print_tree(g.to_dict())
 
 
+@main.command()
+@click.argument("ref")
+@json_option
+@click.pass_context
+@friendly
+def impact(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """What was built from REF: affected datasets/versions and the tasks that produced them."""
+    report = _catalog(ctx).impact(ref)
+    if as_json:
+        _emit_json(report.to_dict() | {"airflow_clear": report.airflow_clear_commands()})
+        return
+    n = sum(len(v) for v in report.versions.values())
+    out.print(f"{n} version(s) in {len(report.versions)} dataset(s) derive from "
+              f"{report.root.removeprefix('version:')}:", markup=False)
+    for dataset, refs in sorted(report.versions.items()):
+        out.print(f"  {dataset}: {', '.join(r.rsplit('@', 1)[1] for r in refs)}", markup=False)
+    if report.tasks:
+        out.print("produced by:")
+        for t in report.tasks:
+            out.print(f"  {t.label()}", markup=False)
+    for cmd in report.airflow_clear_commands():
+        out.print(f"to rebuild them after fixing the input, rerun the DAG (unchanged tasks reuse "
+                  f"their outputs) or clear exactly these tasks:\n  {cmd}", markup=False)
+
+
 def _print_tree(graph: dict[str, Any]) -> None:
     nodes = {n["id"]: n for n in graph["nodes"]}
     up = graph["direction"] == "up"

@@ -147,9 +147,14 @@ class Step(ABC):
 
         Any edit to those modules changes it, so the core's cache key notices code changes.
         """
-        modules = (type(self).__module__, "headwater.steps.base", *self.SOURCE_MODULES)
+        return self.class_fingerprint()
+
+    @classmethod
+    def class_fingerprint(cls) -> str:
+        """:meth:`code_fingerprint` without an instance (it depends on the class only)."""
+        modules = (cls.__module__, "headwater.steps.base", *cls.SOURCE_MODULES)
         h = hashlib.blake2b(digest_size=20)
-        h.update(f"{self.NAME}\0{self.VERSION}\0".encode())
+        h.update(f"{cls.NAME}\0{cls.VERSION}\0".encode())
         for name in sorted(set(modules)):
             h.update(name.encode() + b"\0")
             h.update(_module_source(name))

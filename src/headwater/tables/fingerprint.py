@@ -119,6 +119,30 @@ class TableFingerprinter:
                 self._sums[k] = np.uint64(self._sums[k] + np.add.reduce(row, dtype=np.uint64))
         self.rows += n
 
+    def merge(self, other: TableFingerprinter) -> TableFingerprinter:
+        """Fold ``other`` (the fingerprinter of other parts of the same table) into this one.
+
+        The row hashes are combined by addition modulo 2**64, so fingerprinting parts on
+        different workers and merging them gives the digest of the whole table (a Beam
+        ``CombineFn``'s ``merge_accumulators``). Returns ``self``.
+        """
+        if other._columns is not None:
+            if self._columns is None:
+                self._columns = dict(other._columns)
+            elif set(other._columns) != set(self._columns):
+                raise ValueError(
+                    f"table parts disagree on columns: {sorted(self._columns)} vs "
+                    f"{sorted(other._columns)}"
+                )
+            else:
+                for name, fam in other._columns.items():
+                    if self._columns[name] == "null":
+                        self._columns[name] = fam
+        with np.errstate(over="ignore"):
+            self._sums = [np.uint64(a + b) for a, b in zip(self._sums, other._sums, strict=True)]
+        self.rows += other.rows
+        return self
+
     def hexdigest(self) -> str:
         doc = {
             "columns": sorted((self._columns or {}).items()),

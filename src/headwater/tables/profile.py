@@ -56,6 +56,23 @@ class TableProfiler:
             self._nulls[name] = self._nulls.get(name, 0) + batch.column(name).null_count
         self._fp.update(batch)
 
+    def merge(self, other: TableProfiler) -> TableProfiler:
+        """Fold the profile of other parts (profiled elsewhere, e.g. on another Beam worker)
+        into this one: schemas unify, null counts add up, fingerprints merge. Returns ``self``.
+        """
+        if other._schema is not None:
+            if self._schema is None:
+                self._schema = other._schema
+            else:
+                with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
+                    self._schema = pa.unify_schemas(
+                        [self._schema, other._schema], promote_options="permissive"
+                    )
+        for name, n in other._nulls.items():
+            self._nulls[name] = self._nulls.get(name, 0) + n
+        self._fp.merge(other._fp)
+        return self
+
     def result(self) -> TableProfile:
         schema = self._schema or pa.schema([])
         return TableProfile(

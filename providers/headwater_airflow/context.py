@@ -1,0 +1,78 @@
+"""Turning an Airflow task context into what the core records about a run.
+
+Engine ids (dag_id, task_id, run_id, try_number, map_index, logical date) go on the catalog run;
+the OpenLineage parent is the DAG run, with the run id Airflow's own openlineage provider would
+give it, so both producers agree on the parent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+AIRFLOW_OL_NAMESPACE_DEFAULT = "default"
+
+
+def _airflow_version() -> str:
+    try:
+        from airflow import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+def logical_date_of(context: Any) -> datetime | None:
+    dr = context.get("dag_run")
+    value = context.get("logical_date") or (getattr(dr, "logical_date", None) if dr else None)
+    return value if isinstance(value, datetime) else None
+
+
+def engine_ids(context: Any) -> dict[str, Any]:
+    ti = context["ti"]
+    logical = logical_date_of(context)
+    return {
+        "name": "airflow",
+        "version": _airflow_version(),
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "try_number": ti.try_number,
+        "map_index": getattr(ti, "map_index", -1),
+        "logical_date": logical.isoformat() if logical else None,
+    }
+
+
+def openlineage_namespace() -> str:
+    try:
+        from airflow.providers.openlineage.conf import namespace
+
+        return str(namespace())
+    except ImportError:  # pragma: no cover - openlineage provider not installed
+        return AIRFLOW_OL_NAMESPACE_DEFAULT
+
+
+def parent_run(context: Any) -> dict[str, Any] | None:
+    """The DAG run as OpenLineage parent (``{"namespace","job","run_id"}``)."""
+    ti = context["ti"]
+    logical = logical_date_of(context)
+    dr = context.get("dag_run")
+    try:
+        from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
+    except ImportError:  # pragma: no cover
+        return None
+    if logical is None:
+        return None
+    run_id = OpenLineageAdapter.build_dag_run_id(
+        dag_id=ti.dag_id, logical_date=logical,
+        clear_number=getattr(dr, "clear_number", 0) or 0)
+    return {"namespace": openlineage_namespace(), "job": ti.dag_id, "run_id": str(run_id)}
+
+
+def airflow_openlineage_active() -> bool:
+    """True when Airflow's openlineage provider will emit events for our tasks."""
+    try:
+        from airflow.providers.openlineage.conf import is_disabled
+    except ImportError:
+        return False
+    return not is_disabled()
