@@ -12,7 +12,7 @@ import pytest
 
 
 @pytest.fixture
-def hw(tmp_path: Path):  # noqa: ANN201
+def hw(tmp_path: Path):
     env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home")}
     env.pop("HEADWATER_CATALOG_URL", None)
     env.pop("HEADWATER_STORE_URL", None)
@@ -27,7 +27,7 @@ def hw(tmp_path: Path):  # noqa: ANN201
     return run
 
 
-def test_add_versions_show_diff_alias_get_lineage(hw, data_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_add_versions_show_diff_alias_get_lineage(hw, data_dir: Path, tmp_path: Path) -> None:
     assert "logged default/files@1" in hw("add", str(data_dir), "--name", "files",
                                           "--meta", "owner=ml").stdout
     assert "unchanged" in hw("add", str(data_dir), "--name", "files").stdout
@@ -60,18 +60,18 @@ def test_add_versions_show_diff_alias_get_lineage(hw, data_dir: Path, tmp_path: 
     (("add", ".", "--name", "bad name"), "invalid dataset name"),
     (("lineage", "nope", "--depth", "-1"), "-1"),
 ])
-def test_user_mistakes_are_one_line_exit_2(hw, args: tuple[str, ...], message: str) -> None:  # noqa: ANN001
+def test_user_mistakes_are_one_line_exit_2(hw, args: tuple[str, ...], message: str) -> None:
     proc = hw(*args, ok=False)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_unreachable_database_is_one_line(hw) -> None:  # noqa: ANN001
+def test_unreachable_database_is_one_line(hw) -> None:
     proc = hw("--catalog", "postgresql://nobody:secret@127.0.0.1:1/x", "ls", ok=False)
     assert proc.returncode == 2 and "cannot reach the catalog" in proc.stderr
     assert "secret" not in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_db_upgrade(hw) -> None:  # noqa: ANN001
+def test_db_upgrade(hw) -> None:
     assert "schema" in hw("db", "upgrade").stdout

@@ -80,7 +80,7 @@ def test_iter_and_delete(store: ObjectStore) -> None:
     assert store.missing([a, b]) == {a}
 
 
-def test_remote_copy_and_reference_fingerprints(s3_store, tmp_path: Path) -> None:  # noqa: ANN001
+def test_remote_copy_and_reference_fingerprints(s3_store, tmp_path: Path) -> None:
     """Copy mode streams bytes in; reference mode records the ETag and copies nothing."""
     import fsspec
 

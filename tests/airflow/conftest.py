@@ -88,7 +88,7 @@ def open_catalog(hw_home: Path) -> Callable[[], object]:
     return opener
 
 
-def _null():  # noqa: ANN202
+def _null():
     from headwater.lineage import NullLineage
 
     return NullLineage()

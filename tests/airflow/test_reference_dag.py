@@ -17,7 +17,7 @@ OUTPUTS = ["sms_spam_corpus", "users_raw", "spam_model", "users_despammed", "use
            "users_merged", "user_id_mapping", "users_clean", "users_rejected", "users_split"]
 
 
-def counts(cat) -> dict[str, int]:  # noqa: ANN001
+def counts(cat) -> dict[str, int]:
     return {d.name: d.versions for d in cat.datasets(namespace="reference")}
 
 
@@ -27,7 +27,7 @@ def test_provider_is_registered(airflow_env: AirflowEnv, hw_home: Path) -> None:
 
 
 def test_reference_dag_end_to_end_reuse_and_partial_recompute(
-        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:  # noqa: ANN001
+        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:
     airflow_env.dags_test(DAG, hw_home=hw_home, conf=SMALL)
     cat = open_catalog()
     assert counts(cat) == dict.fromkeys(OUTPUTS, 1)
@@ -83,7 +83,7 @@ def test_reference_dag_end_to_end_reuse_and_partial_recompute(
 
 
 def test_retry_after_writing_gives_exactly_one_version(
-        airflow_env: AirflowEnv, hw_home: Path, open_catalog, tmp_path: Path) -> None:  # noqa: ANN001
+        airflow_env: AirflowEnv, hw_home: Path, open_catalog, tmp_path: Path) -> None:
     airflow_env.dags_test("hw_retry", hw_home=hw_home,
                           extra_env={"HW_TEST_MARKER": str(tmp_path / "marker")})
     cat = open_catalog()
@@ -95,7 +95,7 @@ def test_retry_after_writing_gives_exactly_one_version(
 
 
 def test_generic_operator_decorator_and_templated_inputs(
-        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:  # noqa: ANN001
+        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:
     airflow_env.dags_test("hw_generic", hw_home=hw_home, conf={"n": 8, "alias": "latest"})
     cat = open_catalog()
     even = cat.get("test/even")
