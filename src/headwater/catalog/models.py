@@ -125,6 +125,7 @@ class Version(Base):
     __tablename__ = "versions"
     __table_args__ = (
         UniqueConstraint("dataset_id", "number"),
+        UniqueConstraint("dataset_id", "label", name="uq_versions_dataset_id_label"),
         Index("ix_versions_digest", "digest"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -143,6 +144,8 @@ class Version(Base):
     state: Mapped[str] = mapped_column(String(16), default="committed")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None, index=True)
+    #: Immutable human label, unique in the dataset (``1.0-kaggle``); usable as a reference.
+    label: Mapped[str | None] = mapped_column(String(128), default=None)
 
     dataset: Mapped[Dataset] = relationship(lazy="joined")
 
@@ -218,3 +221,39 @@ class LineageOutbox(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class VersionAnnotation(Base):
+    """Description (Markdown) and properties of a version, editable with a history: every edit
+    is a new row; the newest row is the current state. The version's content never changes."""
+
+    __tablename__ = "version_annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(256), default=None)
+
+
+class Report(Base):
+    """A table, histogram, figure, samples or scalar logged with a version.
+
+    The payload is a content-addressed object in ``store_url``; this row says what it is. Adding a
+    report never changes the version's digest; logging a name again keeps both (newest first).
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_version_id_name", "version_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None)
+    name: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))  # table|histogram|figure|samples|scalar
+    digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    store_url: Mapped[str | None] = mapped_column(Text, default=None)
+    media_type: Mapped[str | None] = mapped_column(String(128), default=None)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: small JSON part: axis titles, bins/counts, captions, the scalar value, a Vega-Lite spec…
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
