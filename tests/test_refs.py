@@ -18,6 +18,7 @@ def parse(text: str) -> VersionRef:
         ("users@007", "default", "users", "7", "number"),
         ("users@3f9a2c", "default", "users", "3f9a2c", "digest"),
         ("users@best", "default", "users", "best", "alias"),
+        ("users@1.0-kaggle", "default", "users", "1.0-kaggle", "alias"),
     ],
 )
 def test_parse(text: str, ns: str, name: str, selector: str, kind: str) -> None:
@@ -37,7 +38,7 @@ def test_parse(text: str, ns: str, name: str, selector: str, kind: str) -> None:
         ("users@", "ends with '@'"),
         ("users@@1", "more than one '@'"),
         ("users@0", "start at 1"),
-        ("users@-x", "not a number, an alias or a digest prefix"),
+        ("users@-x", "not a number, an alias, a label or a digest prefix"),
         ("a/b/c@1", "invalid namespace"),
         ("../x", "invalid namespace"),
         ("user s", "invalid dataset name"),
@@ -59,3 +60,13 @@ def test_aliases_cannot_look_like_digests_or_numbers() -> None:
 def test_dataset_name_rejects_references() -> None:
     with pytest.raises(InvalidReference, match="is a reference"):
         DatasetName.parse("users@1", default_namespace="default")
+
+
+def test_labels_that_could_mean_something_else_are_refused() -> None:
+    from headwater.refs import check_label
+
+    assert check_label("1.0-kaggle") == "1.0-kaggle"
+    for bad, why in [("12", "version number"), ("abcdef12", "digest prefix"),
+                     ("latest", "newest"), ("-x", "invalid label"), ("a b", "invalid label")]:
+        with pytest.raises(InvalidReference, match=why):
+            check_label(bad)

@@ -25,11 +25,13 @@ from headwater.errors import CatalogUnavailable, InvalidArgument, VersionNotFoun
 from headwater.lineage.base import LineageRecorder, NullLineage
 from headwater.progress import NullProgress, Progress
 from headwater.refs import DatasetName, VersionRef
+from headwater.reporting import ReportsMixin
 from headwater.run import RunContext, RunInfo, make_run, run_info
 from headwater.settings import Settings
 from headwater.store.checkout import checkout, open_entry, read_manifest
 from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
+from headwater.store.statcache import open_stat_cache
 from headwater.tables.formats import concat, detect_format, format_of, is_data_file, read_table
 from headwater.version import Version as VersionHandle
 from headwater.version import VersionInfo
@@ -58,7 +60,7 @@ class DatasetInfo:
         return d
 
 
-class Catalog:
+class Catalog(ReportsMixin):
     """Datasets, versions, aliases, runs and lineage over one database and one default store."""
 
     def __init__(
@@ -134,7 +136,11 @@ class Catalog:
     def store_for(self, url: str) -> ObjectStore:
         store = self._stores.get(url)
         if store is None:
-            store = self._stores[url] = ObjectStore(url, options=self.settings.store_options)
+            store = self._stores[url] = ObjectStore(
+                url,
+                options=self.settings.store_options,
+                stat_cache=open_stat_cache(self.settings.stat_cache_path),
+            )
         return store
 
     # -- names ----------------------------------------------------------------------------------
@@ -160,28 +166,16 @@ class Catalog:
             f"{p.dataset.namespace.name}/{p.dataset.name}@{p.number}"
             for p in repo.parents_of(s, v.id)
         )
+        note = repo.current_annotation(s, v.id)
         return VersionHandle(
-            namespace=ds.namespace.name,
-            dataset=ds.name,
-            type=ds.type,
-            number=v.number,
-            digest=v.digest,
-            store_url=v.store_url,
-            kind=v.kind,
-            size=v.size,
-            file_count=v.file_count,
-            row_count=v.row_count,
-            schema=v.schema,
-            table_fingerprint=v.table_fingerprint,
-            stats=v.stats or {},
-            metadata=v.meta or {},
-            created_at=v.created_at,
-            run_id=v.run_id,
-            aliases=tuple(aliases),
-            parents=parents,
-            id=v.id,
-            created=created,
-            _catalog=self,
+            namespace=ds.namespace.name, dataset=ds.name, type=ds.type, number=v.number,
+            digest=v.digest, store_url=v.store_url, kind=v.kind, size=v.size,
+            file_count=v.file_count, row_count=v.row_count, schema=v.schema,
+            table_fingerprint=v.table_fingerprint, stats=v.stats or {}, metadata=v.meta or {},
+            created_at=v.created_at, run_id=v.run_id, aliases=tuple(aliases), parents=parents,
+            id=v.id, created=created, label=v.label,
+            description=note.description if note else None,
+            properties=dict(note.properties or {}) if note else {}, _catalog=self,
         )
 
     # -- versions -------------------------------------------------------------------------------
@@ -196,12 +190,17 @@ class Catalog:
         reference: bool = False,
         key: Sequence[str] | None = None,
         stats: Mapping[str, Any] | None = None,
+        label: str | None = None,
+        description: str | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> VersionHandle:
         """Log ``data`` as a new version of ``name`` and return it.
 
         Identical content to the dataset's latest version creates no new version: the latest is
         returned with ``created=False``. Parents are recorded as explicit parents and as inputs
-        of the logging run, so lineage walks find them.
+        of the logging run, so lineage walks find them. ``label`` is an immutable human name for
+        the new version (``users@1.0-kaggle``); ``description``/``properties`` can be edited
+        later with :meth:`annotate`.
         """
         ds = self.dataset_name(name)
         pinned = [self._pin(p) for p in parents]
@@ -217,6 +216,9 @@ class Catalog:
                 reference=reference,
                 key=key,
                 stats=stats,
+                label=label,
+                description=description,
+                properties=properties,
             )
         return run.outputs[0]
 

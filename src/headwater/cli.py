@@ -361,6 +361,87 @@ def impact(ctx: click.Context, ref: str, as_json: bool) -> None:
                   f"their outputs) or clear exactly these tasks:\n  {cmd}", markup=False)
 
 
+@main.command()
+@click.argument("ref")
+@json_option
+@click.pass_context
+@friendly
+def reports(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """List the reports logged with version REF (newest first)."""
+    items = _catalog(ctx).reports(ref)
+    if as_json:
+        _emit_json([r.to_dict() for r in items])
+        return
+    table = Table("name", "kind", "size", "created", "run", box=None)
+    for r in items:
+        table.add_row(r.name, r.kind, _human_size(r.size) if r.size else "-",
+                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"), (r.run_id or "-")[:13])
+    out.print(table)
+
+
+@main.command()
+@click.argument("ref")
+@click.argument("name")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Write the report's payload (Parquet, PNG…) to this file instead.")
+@click.option("--rows", default=20, show_default=True, help="Table rows to print.")
+@click.pass_context
+@friendly
+def report(ctx: click.Context, ref: str, name: str, out_path: str | None, rows: int) -> None:
+    """Show report NAME of version REF: tables and histograms readably, the rest described."""
+    cat = _catalog(ctx)
+    found = cat.reports(ref, name=name)
+    if not found:
+        raise UserError(f"{ref} has no report named {name!r}; `headwater reports {ref}` lists them")
+    r = found[0]
+    if out_path:
+        data = cat.report_payload(r) if r.digest else json.dumps(r.body, indent=2).encode()
+        Path(out_path).write_bytes(data)
+        out.print(f"wrote {len(data)} bytes of {r.kind} report {name!r} to {out_path}")
+        return
+    out.print(f"[bold]{name}[/bold] ({r.kind}) on {r.version}")
+    if r.kind == "table":
+        import io
+
+        import pyarrow.parquet as pq
+
+        table_data = pq.read_table(io.BytesIO(cat.report_payload(r)))
+        t = Table(*table_data.column_names, box=None)
+        for row in table_data.slice(0, rows).to_pylist():
+            t.add_row(*(str(v) for v in row.values()))
+        out.print(t)
+        if table_data.num_rows > rows:
+            out.print(f"… {table_data.num_rows - rows} more row(s)")
+    elif r.kind == "histogram":
+        _print_histogram(r.body)
+    elif r.kind == "scalar":
+        out.print(str(r.body["value"]))
+    elif r.kind == "samples":
+        for i, item in enumerate(r.body.get("items", [])):
+            what = item.get("record") or item.get("text") or \
+                f"{item.get('media_type')} {item.get('filename')}"
+            out.print(f"  [{i}] {item.get('caption') or ''}: {what}", markup=False)
+    else:
+        out.print(json.dumps({k: v for k, v in r.body.items() if v is not None}, indent=2)
+                  if r.body else f"{r.media_type}, {_human_size(r.size)} (use --out FILE)")
+
+
+def _print_histogram(body: dict[str, Any]) -> None:
+    counts = body.get("counts", [])
+    if "labels" in body:
+        labels = [str(x) for x in body["labels"]]
+    else:
+        edges = body.get("edges", [])
+        labels = [f"{edges[i]:.3g}-{edges[i + 1]:.3g}" for i in range(len(counts))]
+    top = max(counts, default=0) or 1
+    width = max((len(x) for x in labels), default=1)
+    if body.get("x_title"):
+        out.print(f"{body['x_title']} → {body.get('y_title') or 'count'}", markup=False)
+    for label, n in zip(labels, counts, strict=False):
+        bar = "█" * max(1 if n else 0, round(40 * n / top))
+        out.print(f"  {label.rjust(width)} │{bar} {n:g}", markup=False)
+
+
 def _print_tree(graph: dict[str, Any]) -> None:
     nodes = {n["id"]: n for n in graph["nodes"]}
     up = graph["direction"] == "up"

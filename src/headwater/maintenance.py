@@ -1,8 +1,9 @@
 """Garbage collection and verification of the store against the catalog.
 
-``gc`` deletes objects no committed version refers to (data objects and manifests), but only those
-older than a grace period, so a run that is staging right now keeps its objects. ``verify``
-re-hashes every object of the chosen versions and reports missing or corrupted ones by version.
+``gc`` deletes objects no committed version refers to (data objects, manifests and the payloads
+of reports on versions), but only those older than a grace period, so a run that is staging
+right now keeps its objects. ``verify`` re-hashes every object of the chosen versions and
+reports missing or corrupted ones by version.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from headwater.catalog.models import Version
+from headwater.catalog.models import Report, Version
 from headwater.errors import HeadwaterError
+from headwater.reporting import report_digests
 from headwater.store.checkout import open_reference, read_manifest
 from headwater.store.hashing import CHUNK
 
@@ -58,8 +60,10 @@ def live_digests(cat: Catalog, store_url: str) -> set[str]:
     """Every object digest referenced by a committed version kept in ``store_url``."""
     with cat.session() as s:
         roots = s.scalars(select(Version.digest).where(Version.store_url == store_url)).all()
+        reports = s.execute(select(Report.body, Report.digest)
+                            .where(Report.store_url == store_url)).all()
     store = cat.store_for(store_url)
-    live: set[str] = set()
+    live: set[str] = {d for body, digest in reports for d in report_digests(body or {}, digest)}
     for root in set(roots):
         live.add(root)
         manifest = read_manifest(store, root)

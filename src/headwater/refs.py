@@ -16,6 +16,7 @@ from headwater.errors import InvalidReference
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")
 HEX_RE = re.compile(r"^[0-9a-f]{6,64}$")
 MIN_DIGEST_PREFIX = 6
 LATEST = "latest"
@@ -42,6 +43,22 @@ def check_alias(value: str) -> str:
     return value
 
 
+def check_label(value: str) -> str:
+    """A version label (``1.0-kaggle``): refused when it could be read as another selector."""
+    if not isinstance(value, str) or not LABEL_RE.match(value):
+        raise InvalidReference(
+            f"invalid label {value!r}: letters, digits, '_', '.', '+', '-' (at most 128, "
+            "starting with a letter or digit)"
+        )
+    if value == LATEST:
+        raise InvalidReference("'latest' cannot be a label: it always means the newest version")
+    if value.isdigit():
+        raise InvalidReference(f"label {value!r} would read as version number {int(value)}")
+    if HEX_RE.match(value):
+        raise InvalidReference(f"label {value!r} would read as a digest prefix")
+    return value
+
+
 @dataclass(frozen=True)
 class DatasetName:
     namespace: str
@@ -64,7 +81,8 @@ class DatasetName:
 
 @dataclass(frozen=True)
 class VersionRef:
-    """A parsed reference. ``kind`` is one of latest, number, alias, digest."""
+    """A parsed reference. ``kind`` is one of latest, number, alias (an alias or a label),
+    digest."""
 
     dataset: DatasetName
     selector: str = LATEST
@@ -102,9 +120,9 @@ class VersionRef:
             if int(selector) < 1:
                 raise InvalidReference(f"reference {text!r}: version numbers start at 1")
             return cls(dataset, str(int(selector)))
-        if selector != LATEST and not HEX_RE.match(selector) and not ALIAS_RE.match(selector):
+        if selector != LATEST and not HEX_RE.match(selector) and not LABEL_RE.match(selector):
             raise InvalidReference(
-                f"reference {text!r}: selector {selector!r} is not a number, an alias or a "
-                f"digest prefix of at least {MIN_DIGEST_PREFIX} hex characters"
+                f"reference {text!r}: selector {selector!r} is not a number, an alias, a label "
+                f"or a digest prefix of at least {MIN_DIGEST_PREFIX} hex characters"
             )
         return cls(dataset, selector)

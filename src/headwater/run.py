@@ -23,7 +23,9 @@ from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionP
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
-from headwater.refs import DatasetName, check_name
+from headwater.refs import DatasetName, check_label, check_name
+from headwater.reporting import StoredReport, insert_report, store_payload, write_annotation
+from headwater.reports import build_payload
 from headwater.staging import Staged, profile_manifest, publish_manifest, stage
 from headwater.store.manifest import Manifest, ManifestEntry
 from headwater.tables.profile import TableProfile
@@ -92,6 +94,7 @@ class RunContext:
     cache_key: str | None = None
     state: str = "NEW"
     _staged: list[Staged] = field(default_factory=list)
+    _reports: list[tuple[str, StoredReport]] = field(default_factory=list)
     _reuse: RunInfo | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -186,6 +189,9 @@ class RunContext:
         parents: Iterable[str | VersionInfo] = (),
         reference: bool = False,
         key: Sequence[str] | None = None,
+        label: str | None = None,
+        description: str | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> Staged:
         """Stage ``data`` as the next version of ``name``; it becomes visible when the run commits.
 
@@ -207,7 +213,8 @@ class RunContext:
         )
         return self._add(snap.manifest, profile, name=str(ds_name), type=type, metadata=metadata,
                          stats=stats, parents=parents, reference=reference, key=key,
-                         new_objects=snap.new_objects, new_bytes=snap.new_bytes)
+                         new_objects=snap.new_objects, new_bytes=snap.new_bytes, label=label,
+                         description=description, properties=properties)
 
     def log_objects(
         self,
@@ -220,6 +227,7 @@ class RunContext:
         parents: Iterable[str | VersionInfo] = (),
         key: Sequence[str] | None = None,
         profile: TableProfile | None = None,
+        label: str | None = None,
     ) -> Staged:
         """Stage a version made of objects already written to the catalog's store.
 
@@ -235,7 +243,7 @@ class RunContext:
             profile = profile_manifest(cat.store, manifest)
         return self._add(manifest, profile, name=str(cat.dataset_name(name)), type=type,
                          metadata=metadata, stats=stats, parents=parents, reference=False,
-                         key=key, new_objects=0, new_bytes=0)
+                         key=key, new_objects=0, new_bytes=0, label=label)
 
     def _check_running(self) -> None:
         if self.state != RUNNING:
@@ -247,9 +255,12 @@ class RunContext:
         self, manifest: Manifest, profile: TableProfile | None, *, name: str, type: str | None,
         metadata: Mapping[str, Any] | None, stats: Mapping[str, Any] | None,
         parents: Iterable[str | VersionInfo], reference: bool, key: Sequence[str] | None,
-        new_objects: int, new_bytes: int,
+        new_objects: int, new_bytes: int, label: str | None = None,
+        description: str | None = None, properties: Mapping[str, Any] | None = None,
     ) -> Staged:
         cat = self.catalog
+        if label is not None:
+            check_label(label)
         parent_refs = tuple(cat._pin(p) for p in parents)
         publish_manifest(cat.store, manifest)
         meta = dict(metadata or {})
@@ -258,10 +269,27 @@ class RunContext:
         staged = Staged(
             dataset=name, type=type, manifest=manifest, store_url=cat.store.url,
             profile=profile, stats=dict(stats or {}), metadata=meta, parents=parent_refs,
-            reference=reference, new_objects=new_objects, new_bytes=new_bytes,
+            reference=reference, new_objects=new_objects, new_bytes=new_bytes, label=label,
+            description=description, properties=dict(properties) if properties else None,
         )
         self._staged.append(staged)
         return staged
+
+    # -- reports --------------------------------------------------------------------------------
+    def report(self, output: str, name: str, kind: str, data: Any = None, **options: Any) -> None:
+        """Attach a report to the version this run is logging as ``output``.
+
+        The payload is stored now; the report row is written with the version when the run
+        commits (and discarded with it if the run fails). See :meth:`Catalog.report`.
+        """
+        self._check_running()
+        target = str(self.catalog.dataset_name(output))
+        if not any(st.dataset == target for st in self._staged):
+            raise InvalidArgument(
+                f"run {self.id} has not logged {target} yet: log_output it before reporting on it"
+            )
+        payload = build_payload(name, kind, data, **options)
+        self._reports.append((target, store_payload(self.catalog.store, payload)))
 
     # -- skip-if-unchanged ----------------------------------------------------------------------
     def previous(self) -> RunInfo | None:
@@ -294,6 +322,10 @@ class RunContext:
                 for version, created in rows:
                     if s.get(RunOutput, (self.id, version.id)) is None:
                         s.add(RunOutput(run_id=self.id, version_id=version.id, created=created))
+                by_dataset = {st.dataset: v.id for st, (v, _) in
+                              zip(self._staged, rows[len(rows) - len(self._staged):], strict=True)}
+                for dataset, stored in self._reports:
+                    insert_report(s, by_dataset[dataset], stored, run_id=self.id)
                 s.flush()
                 self.outputs = [cat._to_version(s, v, created=c) for v, c in rows]
                 run.state, run.ended_at = COMPLETED, utcnow()
@@ -315,7 +347,26 @@ class RunContext:
             ds.meta = {**ds.meta, "key": staged.metadata["key"]}
         latest = repo.latest_version(s, ds.id)
         if latest is not None and latest.digest == staged.digest:
+            if staged.label is not None and staged.label != latest.label:
+                raise InvalidArgument(
+                    f"cannot label {staged.dataset}: its content is identical to "
+                    f"{staged.dataset}@{latest.number} (label {latest.label or 'none'}), so no "
+                    "new version is made; labels are given when a version is created"
+                )
+            self._annotate(s, latest.id, staged)
             return latest, False
+        if staged.label is not None:
+            holder = repo.label_taken(s, ds.id, staged.label)
+            if holder is not None:
+                raise InvalidArgument(
+                    f"label {staged.label!r} is already on {staged.dataset}@{holder.number}; "
+                    "labels are unique in a dataset and never move (aliases do)"
+                )
+            if repo.alias_exists(s, ds.id, staged.label):
+                raise InvalidArgument(
+                    f"{staged.label!r} is an alias of {staged.dataset}; a label of the same name "
+                    "would make references ambiguous"
+                )
         prof = staged.profile
         stats = dict(staged.stats)
         if prof is not None:
@@ -338,13 +389,20 @@ class RunContext:
             state="committed",
             created_at=utcnow(),
             run_id=self.id,
+            label=staged.label,
         )
         s.add(v)
         s.flush()
         for pos, ref in enumerate(staged.parents):
             parent = cat._resolve_row(s, ref)
             s.add(VersionParent(child_id=v.id, parent_id=parent.id, position=pos))
+        self._annotate(s, v.id, staged)
         return v, True
+
+    def _annotate(self, s: Session, version_id: int, staged: Staged) -> None:
+        if staged.description is not None or staged.properties:
+            write_annotation(s, version_id, description=staged.description,
+                             properties=staged.properties, actor=f"run:{self.id}")
 
     def fail(self, exc: BaseException) -> None:
         """Mark the run failed; nothing it staged becomes visible."""

@@ -50,6 +50,9 @@ class Staged:
     reference: bool = False
     new_objects: int = 0
     new_bytes: int = 0
+    label: str | None = None
+    description: str | None = None
+    properties: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:
@@ -123,7 +126,7 @@ def stage(
         local = Path(text.removeprefix("file://")).expanduser()
         if not local.exists():
             raise InvalidArgument(f"path {str(local)!r} does not exist")
-        snap = snapshot_local(store, local, progress=progress)
+        snap = snapshot_local(store, local, progress=progress, stat_cache=store.stat_cache)
         _failpoints.hit("stage.after_objects")
         root = local if local.is_dir() else local.parent
         profile = _profile(snap.manifest, lambda rel: open(root / rel, "rb"))  # noqa: SIM115 - closed by _profile

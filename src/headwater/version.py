@@ -46,6 +46,11 @@ class VersionInfo:
     id: int = 0
     #: False when logging found identical content and returned the existing version
     created: bool = True
+    #: immutable human label (``1.0-kaggle``), usable as ``name@label``
+    label: str | None = None
+    #: current description (Markdown) and properties; edits keep a history
+    description: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

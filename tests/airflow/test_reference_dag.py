@@ -49,6 +49,17 @@ def test_reference_dag_end_to_end_reuse_and_partial_recompute(
     assert split.type == "split" and set(split.stats["class_histograms"]) == {
         "train", "dev", "test"}
 
+    # each reference step logged its reports with its output version
+    def names(ref: str) -> set[str]:
+        return {r.name for r in cat.reports(ref)}
+
+    assert {"confusion_matrix_heldout", "f1"} <= names("reference/spam_model")
+    assert {"spam_score", "samples"} <= names("reference/users_despammed")
+    assert {"cluster_sizes", "merged_clusters"} <= names("reference/users_merged")
+    assert "dead_letter_reasons" in names("reference/users_clean")
+    assert {"class_balance_train", "class_balance_dev", "class_balance_test",
+            "class_counts"} <= names("reference/users_split")
+
     # the same parameters again: every task reuses its outputs, nothing new is committed
     out = airflow_env.dags_test(DAG, hw_home=hw_home, conf=SMALL)
     assert counts(cat) == dict.fromkeys(OUTPUTS, 1)

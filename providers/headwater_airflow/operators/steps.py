@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute
 
 from headwater import RunContext
 from headwater.steps import Step, StepResult, get_step
@@ -27,6 +28,16 @@ def build_step(name: str, params: Mapping[str, Any], **inputs: Any) -> Step:
     cls = get_step(name)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     return cls(cls.PARAMS(**fields), **inputs)  # type: ignore[call-arg]
+
+
+def _count(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Rows per distinct value of ``columns`` (most frequent first)."""
+    present = [c for c in columns if c in table.column_names]
+    if not present or table.num_rows == 0:
+        return pa.table({**{c: pa.array([], pa.string()) for c in columns or ["value"]},
+                         "rows": pa.array([], pa.int64())})
+    counted = table.group_by(present).aggregate([([], "count_all")])  # keys, then count_all
+    return counted.rename_columns([*present, "rows"]).sort_by([("rows", "descending")])
 
 
 def _log_table(run: RunContext, table: pa.Table | None, name: str | None, *,
@@ -87,6 +98,9 @@ class CleanOperator(HeadwaterStepOperator):
         _log_table(run, result.output, self.main_output, stats=result.stats)
         _log_table(run, result.dead_letter, self.dead_letter,
                    stats={"rows": result.dead_letter.num_rows})
+        reasons = _count(result.dead_letter, ["column", "reason"])
+        run.report(self.main_output, "dead_letter_reasons", "table", reasons)
+        run.report(self.main_output, "rows_dead_lettered", "scalar", result.dead_letter.num_rows)
 
 
 class SplitOperator(HeadwaterStepOperator):
@@ -99,6 +113,14 @@ class SplitOperator(HeadwaterStepOperator):
 
     def log_result(self, run: RunContext, result: StepResult) -> None:
         _log_table(run, result.output, self.main_output, stats=result.stats, type="split")
+        hist = result.stats.get("class_histograms") or {}
+        for part, counts in hist.items():
+            run.report(self.main_output, f"class_balance_{part}", "histogram",
+                       counts=counts, x_title="class", y_title="rows")
+        rows = [{"part": part, "class": cls, "rows": n}
+                for part, counts in hist.items() for cls, n in counts.items()]
+        if rows:
+            run.report(self.main_output, "class_counts", "table", rows)
 
 
 class TrainSpamModelOperator(HeadwaterStepOperator):
@@ -115,6 +137,16 @@ class TrainSpamModelOperator(HeadwaterStepOperator):
             for name, blob in result.artifacts.items():
                 (Path(tmp) / name).write_bytes(blob)
             run.log_output(tmp, name=self.main_output, type="model", stats=result.stats)
+        held = result.stats.get("heldout") or {}
+        if held:
+            tp, fp = held["true_positives"], held["false_positives"]
+            fn, tn = held["n_spam"] - tp, held["n"] - held["n_spam"] - fp
+            run.report(self.main_output, "confusion_matrix_heldout", "table", [
+                {"actual": "spam", "predicted_spam": tp, "predicted_ham": fn},
+                {"actual": "ham", "predicted_spam": fp, "predicted_ham": tn}])
+        for metric in ("precision", "recall", "f1"):
+            if metric in result.stats:
+                run.report(self.main_output, metric, "scalar", result.stats[metric])
 
 
 class DespamOperator(HeadwaterStepOperator):
@@ -137,8 +169,24 @@ class DespamOperator(HeadwaterStepOperator):
 
     def log_result(self, run: RunContext, result: StepResult) -> None:
         _log_table(run, result.output, self.main_output, stats=result.stats)
-        _log_table(run, result.side_outputs.get("spam"), self.spam_output,
-                   stats={"rows": result.stats.get("rows_spam")})
+        spam = result.side_outputs.get("spam")
+        _log_table(run, spam, self.spam_output, stats={"rows": result.stats.get("rows_spam")})
+        score = self.step_params.get("score_column", "spam_score")
+        text = self.step_params.get("text_column", "signup_text")
+        scores = result.output.column(score).to_pylist() if score in \
+            result.output.column_names else []
+        if spam is not None and score in spam.column_names:
+            scores += spam.column(score).to_pylist()
+        if scores:
+            run.report(self.main_output, "spam_score", "histogram", scores, bins=20,
+                       x_title="spam score", y_title="records")
+        samples = [{"text": r.get(text), "caption": f"spam, score {r.get(score)}"}
+                   for r in (spam.slice(0, 3).to_pylist() if spam is not None else [])]
+        samples += [{"text": r.get(text), "caption": f"kept, score {r.get(score)}"}
+                    for r in result.output.slice(0, 3).to_pylist()]
+        if samples:
+            run.report(self.main_output, "samples", "samples", samples)
+        run.report(self.main_output, "rows_spam", "scalar", result.stats.get("rows_spam", 0))
 
 
 class IdMergeOperator(HeadwaterStepOperator):
@@ -160,3 +208,17 @@ class IdMergeOperator(HeadwaterStepOperator):
     def log_result(self, run: RunContext, result: StepResult) -> None:
         _log_table(run, result.output, self.main_output, stats=result.stats)
         _log_table(run, result.side_outputs.get("mapping"), self.mapping_output)
+        sizes = result.stats.get("cluster_size_histogram") or {}
+        if sizes:
+            run.report(self.main_output, "cluster_sizes", "histogram", counts=sizes,
+                       x_title="records per person", y_title="people")
+        uid = self.step_params.get("user_id_column", "user_id")
+        if uid in result.output.column_names and result.output.num_rows:
+            counts = _count(result.output, [uid])
+            multi = counts.filter(pa.compute.greater(counts["rows"], 1)).slice(0, 5)
+            keep = set(multi.column(uid).to_pylist())
+            rows = [r for r in result.output.to_pylist() if r[uid] in keep]
+            if rows:
+                run.report(self.main_output, "merged_clusters", "samples",
+                           [{"record": r, "caption": f"person {r[uid]}"} for r in rows[:20]])
+        run.report(self.main_output, "persons", "scalar", result.stats.get("persons", 0))

@@ -21,6 +21,7 @@ from headwater.catalog.models import (
     Job,
     Namespace,
     Version,
+    VersionAnnotation,
     VersionParent,
     utcnow,
 )
@@ -168,11 +169,17 @@ def resolve(session: Session, ref: VersionRef) -> Version:
             .where(Alias.dataset_id == ds.id, Alias.name == ref.selector)
         )
         if v is None:
+            v = session.scalar(base.where(Version.label == ref.selector))
+        if v is None:
             raise VersionNotFound(
-                f"{ref.dataset} has no alias {ref.selector!r}; `headwater versions "
-                f"{ref.dataset}` shows its aliases"
+                f"{ref.dataset} has no alias or label {ref.selector!r}; `headwater versions "
+                f"{ref.dataset}` shows them"
             )
         return v
+    if ref.selector.isdigit():  # six or more digits: a version number if it exists
+        v = session.scalar(base.where(Version.number == int(ref.selector)))
+        if v is not None:
+            return v
     matches = session.scalars(base.where(Version.digest.startswith(ref.selector)).limit(2)).all()
     if not matches:
         raise VersionNotFound(f"no version of {ref.dataset} has a digest starting {ref.selector}")
@@ -211,6 +218,11 @@ def move_alias(session: Session, version: Version, alias: str, *, actor: str | N
     if alias == LATEST:
         raise InvalidArgument("'latest' is implicit (the highest version) and cannot be moved")
     lock_dataset(session, version.dataset_id)
+    if label_taken(session, version.dataset_id, alias):
+        raise InvalidArgument(
+            f"{alias!r} is already a version label in this dataset; an alias of the same name "
+            "would make references ambiguous"
+        )
     current = session.scalar(
         select(Alias).where(Alias.dataset_id == version.dataset_id, Alias.name == alias)
     )
@@ -268,4 +280,23 @@ def count_versions(session: Session, dataset_id: int) -> int:
             select(func.count()).select_from(Version).where(Version.dataset_id == dataset_id)
         )
         or 0
+    )
+
+
+def label_taken(session: Session, dataset_id: int, label: str) -> Version | None:
+    return session.scalar(
+        select(Version).where(Version.dataset_id == dataset_id, Version.label == label)
+    )
+
+
+def alias_exists(session: Session, dataset_id: int, name: str) -> bool:
+    return session.scalar(
+        select(Alias.id).where(Alias.dataset_id == dataset_id, Alias.name == name)
+    ) is not None
+
+
+def current_annotation(session: Session, version_id: int) -> VersionAnnotation | None:
+    return session.scalar(
+        select(VersionAnnotation).where(VersionAnnotation.version_id == version_id)
+        .order_by(VersionAnnotation.id.desc()).limit(1)
     )
