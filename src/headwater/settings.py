@@ -35,6 +35,8 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     #: Create the schema of a brand-new, empty catalog database on open.
     auto_migrate: bool = True
+    #: SQLite file of the stat cache (digests of unchanged local files); None: no stat cache.
+    stat_cache_path: str | None = None
 
     @classmethod
     def resolve(
@@ -64,15 +66,29 @@ class Settings:
         lineage_mode = (lineage or env.get("HEADWATER_LINEAGE") or "on").lower()
         if lineage_mode not in {"on", "off"}:
             raise InvalidArgument(f"HEADWATER_LINEAGE must be 'on' or 'off', not {lineage_mode!r}")
+        catalog_url = (
+            catalog_url or env.get("HEADWATER_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
+        )
         return cls(
-            catalog_url=catalog_url
-            or env.get("HEADWATER_CATALOG_URL")
-            or f"sqlite:///{home / 'catalog.db'}",
+            catalog_url=catalog_url,
             store_url=store_url or env.get("HEADWATER_STORE_URL") or str(home / "store"),
             store_options=dict(store_options),
             lineage=lineage_mode,
             namespace=namespace or env.get("HEADWATER_NAMESPACE") or DEFAULT_NAMESPACE,
+            stat_cache_path=_stat_cache_path(env.get("HEADWATER_STAT_CACHE"), catalog_url, home),
         )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _stat_cache_path(value: str | None, catalog_url: str, home: Path) -> str | None:
+    """``HEADWATER_STAT_CACHE`` (a path, or ``off``); else beside a SQLite catalog file (one
+    cache per catalog, like DVC's per-repository state), else ``$HEADWATER_HOME/statcache.db``."""
+    if value:
+        return None if value.lower() in {"off", "none", "0", "false"} else value
+    if catalog_url.startswith("sqlite:///") and ":memory:" not in catalog_url:
+        catalog_file = Path(catalog_url.removeprefix("sqlite:///").split("?", 1)[0])
+        if catalog_file.name:
+            return str(catalog_file.with_name("statcache.db"))
+    return str(home / "statcache.db")

@@ -7,27 +7,52 @@ it was logged fails with :class:`ReferenceChanged` instead of handing back diffe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from headwater.errors import ReferenceChanged
+from headwater.errors import ReferenceChanged, UnsafePath
 from headwater.progress import NullProgress, Progress
 from headwater.store import backends
 from headwater.store.hashing import CHUNK
-from headwater.store.manifest import Manifest, ManifestEntry
-from headwater.store.objects import ObjectStore
-from headwater.store.paths import safe_join
+from headwater.store.manifest import Manifest, ManifestEntry, iter_entries
+from headwater.store.objects import ObjectStore, write_new_file
+from headwater.store.paths import check_relpath, safe_join
 
 WORKERS = 8
+#: Entries per task handed to the writer threads.
+BATCH = 256
+#: Objects up to this size are read whole, verified, and written from one buffer.
+SMALL_MAX = 4 * CHUNK
 
 
 def read_manifest(store: ObjectStore, digest: str, *, context: str = "") -> Manifest:
     return Manifest.from_bytes(store.read_bytes(digest, context=context or "manifest"))
+
+
+def iter_manifest(store: ObjectStore, digest: str, *, context: str = "") -> Iterator[ManifestEntry]:
+    """Stream a stored manifest's entries without building the whole list.
+
+    The object is verified as it is read (a corrupted manifest raises once its end is reached,
+    so consume the whole stream before trusting a result); entries must be in strictly
+    ascending path order, as every manifest Headwater writes is.
+    """
+    with io.BufferedReader(store.open(digest, context=context or "manifest"), CHUNK) as f:  # type: ignore[arg-type]
+        previous = ""
+        for entry in iter_entries(f):
+            if entry.path <= previous:
+                raise UnsafePath(
+                    f"manifest {digest[:12]} is not in path order at {entry.path!r} ({context})"
+                )
+            previous = entry.path
+            yield entry
 
 
 def open_reference(entry: ManifestEntry, options: Mapping[str, Any]) -> BinaryIO:
@@ -61,6 +86,71 @@ def open_entry(
     return store.open(entry.digest, context=f"{context} {entry.path}".strip())
 
 
+class _Destination:
+    """Where each manifest path lands under ``root``, refusing any that would escape it.
+
+    Every path is re-checked (:func:`check_relpath`); each distinct parent directory is resolved
+    once (symlinks included) and must stay inside ``root``; a leaf that is already a symlink goes
+    through :func:`safe_join`. Directories are created once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root.resolve()
+        self._parents: dict[str, str] = {"": str(self.base)}
+        self._made: set[str] = {str(self.base)}
+        self._lock = threading.Lock()
+
+    def target(self, relpath: str) -> str:
+        check_relpath(relpath)
+        parent, _, name = relpath.rpartition("/")
+        directory = self._parents.get(parent)
+        if directory is None:
+            resolved = (self.base / parent).resolve()
+            if resolved != self.base and self.base not in resolved.parents:
+                raise UnsafePath(
+                    f"path {relpath!r} resolves outside {self.root} (through a symlink?)"
+                )
+            directory = str(resolved)
+            with self._lock:
+                self._parents[parent] = directory
+        if directory not in self._made:
+            os.makedirs(directory, exist_ok=True)
+            with self._lock:
+                self._made.add(directory)
+        target = os.path.join(directory, name)
+        if os.path.islink(target):
+            return str(safe_join(self.root, relpath))
+        return target
+
+
+def _write_bytes(target: str, data: bytes) -> None:
+    """``target`` holds ``data`` afterwards, and never anything in between."""
+    directory, name = os.path.split(target)
+    if write_new_file(directory, name, data):
+        return
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write_stream(target: str, src: BinaryIO) -> None:
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def checkout(
     store: ObjectStore,
     manifest: Manifest,
@@ -70,32 +160,40 @@ def checkout(
     context: str = "",
     progress: Progress | None = None,
 ) -> Path:
-    """Write every file of ``manifest`` under ``dest``; each file appears only when verified."""
+    """Write every file of ``manifest`` under ``dest``; each file appears only when verified.
+
+    Files are written by a pool of threads, in batches. Small objects are read whole, checked
+    against their digest and written from the same buffer; large ones and reference entries are
+    streamed through a verifying reader. Checkouts are always copies: nothing in ``dest`` shares
+    an inode with the store, so editing a checked-out file cannot alter a version.
+    """
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
-    targets = [(entry, safe_join(root, entry.path)) for entry in manifest]
+    where = _Destination(root)
     progress = progress or NullProgress()
-    progress.start(f"checking out to {root}", len(targets))
+    progress.start(f"checking out to {root}", len(manifest))
 
-    def write(item: tuple[ManifestEntry, Path]) -> None:
-        entry, target = item
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            with (
-                open_entry(store, entry, options=options, context=context) as src,
-                open(tmp, "wb") as out,
-            ):
-                shutil.copyfileobj(src, out, CHUNK)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        progress.advance()
+    def write(entry: ManifestEntry) -> None:
+        target = where.target(entry.path)
+        label = f"{context} {entry.path}".strip()
+        if entry.source is not None or entry.digest is None:
+            _write_stream(target, open_entry(store, entry, options=options, context=context))
+        elif entry.size <= SMALL_MAX:
+            _write_bytes(target, store.read_bytes(entry.digest, context=label))
+        else:
+            store.get_file(entry.digest, target, context=label)
 
+    def write_batch(batch: tuple[ManifestEntry, ...]) -> None:
+        for entry in batch:
+            write(entry)
+        progress.advance(len(batch))
+
+    entries = manifest.entries
+    batches = [entries[i : i + BATCH] for i in range(0, len(entries), BATCH)]
     try:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            list(pool.map(write, targets))
+            for _ in pool.map(write_batch, batches):
+                pass
     finally:
         progress.stop()
     return root

@@ -1,28 +1,38 @@
 """The content hash: BLAKE3, 256-bit, lower-case hex.
 
 Chosen by measurement (``bench/hashes.py``): BLAKE3 hashes several times faster than SHA-256 and
-MD5 on one core, releases the GIL on large buffers so threads hash files in parallel, and unlike
-xxh3 it is collision-resistant, which content addressing needs when users do not trust every
-writer. See ``docs/adr/0002-hash.md``.
+MD5 on one core, releases the GIL on buffers larger than a few KiB so threads hash files in
+parallel, and unlike xxh3 it is collision-resistant, which content addressing needs when users do
+not trust every writer. See ``docs/adr/0002-hash.md``.
+
+Small files are read whole (one ``read``) so the bytes that were hashed are the bytes that get
+stored; large files are memory-mapped and hashed by BLAKE3's own threads (Rust, GIL released):
+about 3 GB/s on the 2-core development VM, where a userspace read-and-hash loop makes 300 MB/s.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 from pathlib import Path
 from typing import BinaryIO
 
 import blake3
 
+from headwater.errors import RunFailed
+
 HASH_NAME = "blake3"
 DIGEST_HEX_LEN = 64
 CHUNK = 1 << 20
+#: Files at least this large are hashed with BLAKE3's multithreaded, memory-mapped mode.
+PARALLEL_MIN = 16 * CHUNK
 
 
 def new_hasher() -> blake3.blake3:
     return blake3.blake3()
 
 
-def hash_bytes(data: bytes) -> str:
+def hash_bytes(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
@@ -36,12 +46,57 @@ def hash_stream(stream: BinaryIO) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def read_file(path: str | Path, size_hint: int | None = None) -> bytes:
+    """The whole content of a (small) local file, in as few system calls as possible.
+
+    ``size_hint`` is the size a ``stat`` gave; one byte more is asked for, so a file that grew
+    since is still read to its end.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size if size_hint is None else size_hint
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def hash_open_file(fd: int, size: int) -> str:
+    """Digest of the first ``size`` bytes of the open file ``fd`` (from its start).
+
+    Large files are memory-mapped and hashed by BLAKE3's own threads (GIL released); the caller
+    keeps the descriptor, so it can copy exactly the file it hashed.
+    """
+    if size == 0:
+        return blake3.blake3().hexdigest()
+    if size < PARALLEL_MIN:
+        h = blake3.blake3()
+        offset = 0
+        while chunk := os.pread(fd, CHUNK, offset):
+            h.update(chunk)
+            offset += len(chunk)
+        return h.hexdigest()
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+        return blake3.blake3(mapped, max_threads=blake3.blake3.AUTO).hexdigest()
+
+
 def hash_file(path: str | Path) -> tuple[str, int]:
     """Digest and size of a local file. Large files use BLAKE3's own threads."""
-    p = Path(path)
-    if p.stat().st_size >= 64 * CHUNK:
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        h.update_mmap(p)
-        return h.hexdigest(), p.stat().st_size
-    with open(p, "rb") as f:
-        return hash_stream(f)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = os.fstat(fd)
+        digest = hash_open_file(fd, before.st_size)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise RunFailed(
+            f"{path} changed while it was being hashed; nothing was committed — log it again "
+            "once it is complete"
+        )
+    return digest, before.st_size

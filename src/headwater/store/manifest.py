@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from headwater.errors import HeadwaterError, UnsafePath
-from headwater.store.hashing import DIGEST_HEX_LEN, HASH_NAME, hash_bytes
+from headwater.store.hashing import DIGEST_HEX_LEN, HASH_NAME, new_hasher
 from headwater.store.paths import check_relpath
 
 FORMAT = "headwater.manifest"
 FORMAT_VERSION = 1
-_HEX = frozenset("0123456789abcdef")
+_HEX_DIGEST = re.compile("[0-9a-f]+")
+# A plain entry line exactly as _dumps writes it when the path needs no JSON escaping (paths never
+# hold a backslash or a control character, see paths.py, so only '"' would): parsed without json.
+_PLAIN_LINE = re.compile(
+    r'\{"digest":"([0-9a-f]{64})","path":"([^"\\]*)","size":(0|[1-9][0-9]*)\}'
+)
 
 
 def _dumps(obj: Any) -> str:
@@ -32,7 +38,7 @@ def _dumps(obj: Any) -> str:
 
 
 def check_digest(digest: str) -> str:
-    if len(digest) != DIGEST_HEX_LEN or not set(digest) <= _HEX:
+    if len(digest) != DIGEST_HEX_LEN or _HEX_DIGEST.fullmatch(digest) is None:
         raise HeadwaterError(f"malformed object digest {digest!r}")
     return digest
 
@@ -48,7 +54,7 @@ class ReferenceSource:
         return {"fingerprint": dict(sorted(self.fingerprint.items())), "uri": self.uri}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ManifestEntry:
     path: str
     digest: str | None
@@ -71,6 +77,12 @@ class ManifestEntry:
         if self.source is not None:
             out["source"] = self.source.to_json()
         return out
+
+    def to_line(self) -> str:
+        """The entry's canonical JSON line (without newline), as ``_dumps(self.to_json())``."""
+        if self.source is None and self.digest is not None and '"' not in self.path:
+            return f'{{"digest":"{self.digest}","path":"{self.path}","size":{self.size}}}'
+        return _dumps(self.to_json())
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ManifestEntry:
@@ -117,16 +129,25 @@ class Manifest:
     def is_reference(self) -> bool:
         return any(e.source is not None for e in self.entries)
 
+    def iter_chunks(self, lines_per_chunk: int = 8192) -> Iterator[bytes]:
+        """The canonical bytes in pieces, so a large manifest is hashed or written streaming."""
+        yield (_header() + "\n").encode("utf-8")
+        for start in range(0, len(self.entries), lines_per_chunk):
+            part = self.entries[start : start + lines_per_chunk]
+            yield ("\n".join([e.to_line() for e in part]) + "\n").encode("utf-8")
+
     def to_bytes(self) -> bytes:
-        if self._bytes is None:
-            lines = [_header(), *(_dumps(e.to_json()) for e in self.entries)]
-            self._bytes = ("\n".join(lines) + "\n").encode("utf-8")
-        return self._bytes
+        if self._bytes is not None:
+            return self._bytes
+        return b"".join(self.iter_chunks())
 
     @property
     def digest(self) -> str:
         if self._digest is None:
-            self._digest = hash_bytes(self.to_bytes())
+            h = new_hasher()
+            for chunk in self.iter_chunks():
+                h.update(chunk)
+            self._digest = h.hexdigest()
         return self._digest
 
     def by_path(self) -> dict[str, ManifestEntry]:
@@ -152,5 +173,11 @@ def iter_entries(lines: Iterable[bytes | str]) -> Iterator[ManifestEntry]:
             f"Headwater (it reads version {FORMAT_VERSION}); upgrade Headwater"
         )
     for line in it:
-        if line:
-            yield ManifestEntry.from_json(json.loads(line))
+        if not line:
+            continue
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        plain = _PLAIN_LINE.fullmatch(text)
+        if plain is not None:  # digest and size are well-formed by the pattern; check the path
+            yield ManifestEntry(plain[2], plain[1], int(plain[3]))
+        else:
+            yield ManifestEntry.from_json(json.loads(text))
