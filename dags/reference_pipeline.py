@@ -7,7 +7,9 @@ same parameters and every task reuses its earlier outputs; change one parameter 
 tasks downstream of it recompute.
 
 Parameters: ``n_users`` and ``seed`` of the generated raw records, ``spam_threshold`` for
-de-spam, ``match_threshold`` for ID merge, ``split_ratios`` for the split.
+de-spam, ``match_threshold`` for ID merge, ``split_ratios`` for the split, ``spam_corpus_path``
+for a corrected spam corpus (the impact story: ``headwater impact`` on the bad corpus version
+lists what to rebuild; rerunning with the corrected corpus recomputes exactly those tasks).
 """
 
 from __future__ import annotations
@@ -36,9 +38,25 @@ def produced(task_id: str, index: int = 0) -> str:
     return f"{{{{ ti.xcom_pull(task_ids='{task_id}')[{index}]['ref'] }}}}"
 
 
-def spam_corpus() -> pa.Table:
-    """The labelled SMS spam corpus shipped with Headwater (see docs/steps.md)."""
-    return load_sms_spam()
+def spam_corpus(corpus_path: str = "") -> pa.Table:
+    """The labelled spam corpus: the SMS Spam Collection shipped with Headwater (see
+    docs/steps.md), or a corrected copy (``text``, ``label`` columns, Parquet or CSV) — what a
+    team logs after finding the original mislabelled."""
+    if not corpus_path:
+        return load_sms_spam()
+    if corpus_path.endswith(".csv"):
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(corpus_path)
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(corpus_path)
+    missing = {"text", "label"} - set(table.column_names)
+    if missing:
+        raise ValueError(f"spam corpus {corpus_path} lacks column(s) {sorted(missing)}")
+    return table.select(["text", "label"]).cast(pa.schema([("text", pa.string()),
+                                                            ("label", pa.int8())]))
 
 
 def raw_users(n_users: int, seed: int) -> pa.Table:
@@ -59,12 +77,15 @@ with DAG(
         "spam_threshold": Param(0.5, type="number", exclusiveMinimum=0, maximum=1),
         "match_threshold": Param(12.0, type="number"),
         "split_ratios": Param([0.6, 0.2, 0.2], type="array"),
+        "spam_corpus_path": Param("", type="string",
+                                  description="corrected corpus (Parquet/CSV); empty: shipped"),
     },
     tags=["headwater", "reference"],
 ) as dag:
     corpus = VersionedStepOperator(
         task_id="ingest_spam_corpus", python_callable=spam_corpus, namespace=NS,
         outputs=[{"name": f"{NS}/sms_spam_corpus", "type": "raw_data"}],
+        step_params={"corpus_path": "{{ params.spam_corpus_path }}"},
     )
     users = VersionedStepOperator(
         task_id="ingest_raw_users", python_callable=raw_users, namespace=NS,

@@ -253,3 +253,18 @@ def test_unsupported_data_is_a_clear_error(catalog: Catalog) -> None:
         catalog.log({"not": "data"}, name="bad")
     with pytest.raises(DatasetNotFound):
         catalog.get("bad")
+
+
+def test_verify_names_the_corrupted_version_and_file(catalog: Catalog, data_dir: Path) -> None:
+    v = catalog.log(data_dir, name="precious")
+    entry = next(e for e in v.manifest() if e.path == "sub/c.txt")
+    path = Path(catalog.store.object_path(entry.digest or ""))
+    path.write_bytes(b"tampered\n")
+    report = catalog.verify()
+    assert not report.ok
+    (problem,) = report.problems
+    assert (problem.version, problem.path) == ("default/precious@1", "sub/c.txt")
+    assert "corrupted" in problem.problem
+    path.unlink()
+    (problem,) = catalog.verify("precious").problems
+    assert "missing" in problem.problem

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tests.airflow.conftest import AirflowEnv
@@ -117,3 +118,36 @@ def test_generic_operator_decorator_and_templated_inputs(
     assert cat.get("test/numbers").number == 2  # n changed: a new version of numbers
     # but `even` read numbers@pinned (= @1) as templated, so it reused its earlier output
     assert cat.get("test/even").number == 1
+
+
+def test_impact_of_a_mislabelled_corpus_and_rebuild(
+        airflow_env: AirflowEnv, hw_home: Path, open_catalog, tmp_path: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from headwater.steps.spam_model import load_sms_spam
+
+    airflow_env.dags_test(DAG, hw_home=hw_home, conf=SMALL)
+    cat = open_catalog()
+    report = cat.impact("reference/sms_spam_corpus@1")
+    assert set(report.versions) == {f"reference/{n}" for n in OUTPUTS} - {
+        "reference/sms_spam_corpus", "reference/users_raw"}
+    assert {t.task_id for t in report.tasks} == {"train_spam_model", "despam", "id_merge",
+                                                "clean", "split"}
+    (cmd,) = report.airflow_clear_commands()
+    assert cmd.startswith(f"airflow tasks clear {DAG} -t '^(")
+
+    # the corpus is fixed (here: 20 labels flipped back) and the DAG rerun with it
+    corpus = load_sms_spam()
+    flip = pa.array([i < 20 for i in range(corpus.num_rows)])
+    fixed = corpus.set_column(1, "label", pc.if_else(flip, pc.subtract(1, corpus["label"]),
+                                                    corpus["label"]).cast(pa.int8()))
+    pq.write_table(fixed, tmp_path / "corpus_fixed.parquet")
+    out = airflow_env.dags_test(DAG, hw_home=hw_home, conf={
+        **SMALL, "spam_corpus_path": str(tmp_path / "corpus_fixed.parquet")})
+    after = counts(cat)
+    assert after["users_raw"] == 1 and after["sms_spam_corpus"] == 2
+    assert after["spam_model"] == 2
+    assert "reused reference/users_raw@1" in out
+    model = cat.get_run(cat.get("reference/spam_model@2").run_id)
+    assert model.inputs == ("reference/sms_spam_corpus@2",)
