@@ -16,7 +16,7 @@ import io
 import json
 import math
 import mimetypes
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -134,7 +134,7 @@ def histogram_payload(
         if vals and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
             import numpy as np
 
-            hist, edges = np.histogram(np.asarray(vals, dtype=float), bins=bins)  # type: ignore[arg-type]
+            hist, edges = np.histogram(np.asarray(vals, dtype=float), bins=bins)
             body = {"edges": [float(e) for e in edges], "counts": [int(c) for c in hist]}
         else:
             tally: dict[str, int] = {}
@@ -243,11 +243,12 @@ def build_payload(name: str, kind: str, data: Any, **options: Any) -> ReportPayl
     """Dispatch on ``kind``; unknown kinds and options are clear errors."""
     if not name or not isinstance(name, str) or len(name) > 256:
         raise ReportError("a report needs a name of 1 to 256 characters")
-    builders = {"table": table_payload, "histogram": histogram_payload,
-                "figure": figure_payload, "samples": samples_payload, "scalar": scalar_payload}
+    builders: dict[str, Callable[..., ReportPayload]] = {
+        "table": table_payload, "histogram": histogram_payload, "figure": figure_payload,
+        "samples": samples_payload, "scalar": scalar_payload}
     if kind not in builders:
         raise _bad(name, f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     try:
-        return builders[kind](name, data, **options)  # type: ignore[operator]
+        return builders[kind](name, data, **options)
     except TypeError as exc:
         raise _bad(name, f"bad options for a {kind} report: {exc}") from exc
