@@ -12,19 +12,36 @@ import pytest
 
 
 @pytest.fixture
-def hw(tmp_path: Path):
-    env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home")}
-    env.pop("HEADWATER_CATALOG_URL", None)
-    env.pop("HEADWATER_STORE_URL", None)
+def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The CLI in-process (click's runner), as a user's shell would call it."""
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
+    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
+    runner = CliRunner()
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "headwater", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout,
+                                           result.stderr)
         if ok:
             assert proc.returncode == 0, proc.stderr
         return proc
 
     return run
+
+
+def test_errors_in_a_real_shell_are_one_line(tmp_path: Path) -> None:
+    """The same as a subprocess: nothing but one line on stderr, exit status 2."""
+    env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "headwater", "show", "nope@3"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "headwater: error: no dataset named default/nope; `headwater ls` lists the datasets"]
 
 
 def test_add_versions_show_diff_alias_get_lineage(hw, data_dir: Path, tmp_path: Path) -> None:
