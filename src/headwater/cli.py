@@ -597,3 +597,13 @@ def _register_optional() -> None:
 
 
 _register_optional()
+
+
+def _register_serve() -> None:
+    """``headwater serve`` (the catalog server; FastAPI and uvicorn are imported only when run)."""
+    from headwater.server.cli import serve
+
+    main.add_command(serve)
+
+
+_register_serve()

@@ -2,20 +2,36 @@
 
 Edges come from three tables: ``run_inputs`` (version → run), the producing run of each version
 (run → version, ``versions.run_id``; downstream walks also follow ``run_outputs`` so a run whose
-output was deduplicated still leads to it) and ``version_parents`` (parent → child). The walk is
-breadth-first, one batched query per hop and table, so its cost grows with the size of the answer,
-not of the catalog.
+output was deduplicated still leads to it) and ``version_parents`` (parent → child).
+
+:func:`walk` finds every version within ``depth`` hops with one recursive CTE (a hop is version →
+run → version, or parent → child), then reads the edges of the versions it expands and the rows of
+the nodes in a few set-based queries: a constant number of round trips whatever the depth (a
+depth-20 walk over a million-edge catalog on PostgreSQL: ~20-40 ms, against ~160-260 ms for one
+batched query per hop, see ``bench/server_lineage.py``). :func:`walk_bfs`, the hop-by-hop walk,
+gives the same graph and stays as the reference the tests compare against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Integer, String, any_, bindparam, column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionParent
+from headwater.catalog.models import (
+    Job,
+    Namespace,
+    Run,
+    RunInput,
+    RunOutput,
+    UTCDateTime,
+    Version,
+    VersionParent,
+)
 
 MAX_DEPTH = 10_000
 
@@ -74,7 +90,10 @@ def _run_node(r: Run) -> dict[str, Any]:
     }
 
 
-def walk(session: Session, root_id: int, *, direction: str, depth: int | None) -> LineageGraph:
+def walk_bfs(
+    session: Session, root_id: int, *, direction: str, depth: int | None
+) -> LineageGraph:
+    """The same graph as :func:`walk`, one batched query per hop (the reference walk)."""
     root = session.get(Version, root_id)
     if root is None:
         raise LookupError(root_id)
@@ -166,4 +185,140 @@ def _runs(session: Session, run_ids: set[str]) -> dict[str, Run]:
     return {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(run_ids))).all()}
 
 
-__all__ = ["LineageGraph", "walk"]
+# -- one recursive query ---------------------------------------------------------------------
+#: One hop of each walk as ``(table joins, hop expression, condition on reach.version_id)``:
+#: upstream, a version's producing run's inputs and its explicit parents; downstream, the outputs
+#: of the runs that read it and its explicit children.
+_HOPS = {
+    "up": [("versions v JOIN run_inputs ri ON ri.run_id = v.run_id", "ri.version_id", "v.id"),
+           ("version_parents vp", "vp.parent_id", "vp.child_id")],
+    "down": [("run_inputs ri JOIN run_outputs ro ON ro.run_id = ri.run_id", "ro.version_id",
+              "ri.version_id"),
+             ("version_parents vp", "vp.child_id", "vp.parent_id")],
+}
+_SEED = "SELECT CAST(:root AS INTEGER), CAST(0 AS INTEGER)"
+#: The reached versions with what their graph nodes show, in the same round trip.
+_TAIL = (
+    "SELECT r.version_id, r.depth, n.name, d.name, d.type, v.number, v.digest, v.created_at, "
+    "v.run_id, v.row_count FROM (SELECT version_id, min(depth) AS depth FROM reach "
+    "GROUP BY version_id) r JOIN versions v ON v.id = r.version_id "
+    "JOIN datasets d ON d.id = v.dataset_id JOIN namespaces n ON n.id = d.namespace_id"
+)
+_COLUMNS = (
+    column("version_id", Integer), column("depth", Integer), column("ns", String),
+    column("dataset", String), column("dataset_type", String), column("number", Integer),
+    column("digest", String), column("created_at", UTCDateTime()), column("run_id", String),
+    column("rows", BigInteger),
+)
+
+
+def _reach_sql(direction: str, dialect: str) -> str:
+    """The recursive query of versions within ``:limit`` hops of ``:root``.
+
+    PostgreSQL allows one recursive reference, so both kinds of hop go in a LATERAL subquery
+    (index lookups per frontier row); SQLite has no LATERAL but allows several recursive SELECTs.
+    """
+    hops = _HOPS[direction]
+    if dialect == "postgresql":
+        inner = " UNION ALL ".join(
+            f"SELECT {expr} AS id FROM {joins} WHERE {cond} = reach.version_id"
+            for joins, expr, cond in hops)
+        step = (f"SELECT nxt.id, reach.depth + 1 FROM reach CROSS JOIN LATERAL ({inner}) nxt "
+                "WHERE reach.depth < :limit")
+    else:
+        step = " UNION ".join(
+            f"SELECT {expr}, reach.depth + 1 FROM reach, {joins} "
+            f"WHERE {cond} = reach.version_id AND reach.depth < :limit"
+            for joins, expr, cond in hops)
+    return f"WITH RECURSIVE reach(version_id, depth) AS ({_SEED} UNION {step}) {_TAIL}"
+
+
+_CHUNK = 5000
+
+
+def _member(pg: bool, col: Any, ids: Iterable[Any], kind: Any) -> list[Any]:
+    """``col IN ids`` as one array parameter (PostgreSQL) or chunks of an IN list (SQLite)."""
+    values = list(ids)
+    if pg:
+        return [col == any_(bindparam(None, values, type_=ARRAY(kind)))] if values else []
+    return [col.in_(values[i:i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
+
+
+def walk(session: Session, root_id: int, *, direction: str, depth: int | None) -> LineageGraph:
+    """Versions and runs upstream (``up``), downstream (``down``) or ``both`` of a version."""
+    dialect = session.get_bind().dialect.name
+    pg = dialect == "postgresql"
+    limit = MAX_DEPTH if depth is None else depth
+    versions: dict[int, dict[str, Any]] = {}
+    run_ids: set[str] = set()
+    edges: set[tuple[Any, Any, str]] = set()  # (from, to, kind): ints are versions, strs runs
+    for d in ("up", "down") if direction == "both" else (direction,):
+        expanded: list[int] = []
+        producers: dict[str, list[int]] = {}
+        query = text(_reach_sql(d, dialect)).columns(*_COLUMNS)
+        for vid, hops, ns, name, dtype, number, digest, created, run_id, rows in session.execute(
+                query, {"root": root_id, "limit": limit}):
+            versions[vid] = {
+                "id": version_node_id(ns, name, number), "type": "version",
+                "ref": f"{ns}/{name}@{number}", "dataset": f"{ns}/{name}",
+                "dataset_type": dtype, "number": number, "digest": digest,
+                "created_at": created.isoformat(), "run_id": run_id, "rows": rows,
+            }
+            if hops < limit:
+                expanded.append(vid)
+                if d == "up" and run_id is not None:
+                    producers.setdefault(run_id, []).append(vid)
+        if d == "up":
+            for cond in _member(pg, RunInput.run_id, producers, String):
+                for rid, vid in session.execute(select(RunInput.run_id, RunInput.version_id)
+                                                .where(cond)):
+                    edges.add((vid, rid, "input"))
+            for rid, outs in producers.items():
+                run_ids.add(rid)
+                edges.update((rid, vid, "output") for vid in outs)
+            expanded_side = VersionParent.child_id  # parents of the expanded versions
+        else:
+            for cond in _member(pg, RunInput.version_id, expanded, Integer):
+                for vid, rid, out in session.execute(
+                    select(RunInput.version_id, RunInput.run_id, RunOutput.version_id)
+                    .outerjoin(RunOutput, RunOutput.run_id == RunInput.run_id).where(cond)
+                ):
+                    run_ids.add(rid)
+                    edges.add((vid, rid, "input"))
+                    if out is not None:
+                        edges.add((rid, out, "output"))
+            expanded_side = VersionParent.parent_id  # children of the expanded versions
+        for cond in _member(pg, expanded_side, expanded, Integer):
+            for parent, child in session.execute(
+                    select(VersionParent.parent_id, VersionParent.child_id).where(cond)):
+                edges.add((parent, child, "parent"))
+    if root_id not in versions:
+        raise LookupError(root_id)
+    runs = _run_nodes(session, run_ids, pg)
+    graph = LineageGraph(root=versions[root_id]["id"], direction=direction)
+    for node in [*versions.values(), *runs.values()]:
+        graph.nodes[node["id"]] = node
+    for a, b, kind in edges:
+        src = runs.get(a) if isinstance(a, str) else versions.get(a)
+        dst = runs.get(b) if isinstance(b, str) else versions.get(b)
+        if src is not None and dst is not None:
+            graph.edges.add((src["id"], dst["id"], kind))
+    return graph
+
+
+def _run_nodes(session: Session, ids: set[str], pg: bool) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for cond in _member(pg, Run.id, ids, String):
+        for rid, ns, job, state, started, engine in session.execute(
+            select(Run.id, Namespace.name, Job.name, Run.state, Run.started_at, Run.engine)
+            .join(Job, Run.job_id == Job.id).join(Namespace, Job.namespace_id == Namespace.id)
+            .where(cond)
+        ):
+            out[rid] = {
+                "id": f"run:{rid}", "type": "run", "run_id": rid, "job": f"{ns}/{job}",
+                "state": state, "started_at": started.isoformat(), "engine": engine or {},
+            }
+    return out
+
+
+__all__ = ["LineageGraph", "walk", "walk_bfs"]

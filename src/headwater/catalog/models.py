@@ -257,3 +257,59 @@ class Report(Base):
     #: small JSON part: axis titles, bins/counts, captions, the scalar value, a Vega-Lite spec…
     body: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OpenLineageDataset(Base):
+    """Which catalog dataset an OpenLineage dataset ``(namespace, name)`` is (server ingestion).
+
+    Our own events name a dataset by its store path and carry the logical name in a Symlinks
+    facet; foreign producers' datasets get a catalog name derived from theirs. The mapping is
+    recorded once, so later events land on the same dataset even if the derivation rule changes
+    or two foreign names would derive the same catalog name.
+    """
+
+    __tablename__ = "ol_datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: sha256 hex of ``namespace + "\\0" + name``: a fixed-width unique key for names of any length
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    namespace: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OpenLineageRun(Base):
+    """The catalog run an OpenLineage ``run.runId`` belongs to.
+
+    Usually the same id; an Airflow task's events carry Airflow's run id plus our provenance
+    facet naming the catalog run, and both then lead to that one run.
+    """
+
+    __tablename__ = "ol_runs"
+    ol_run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OpenLineageEvent(Base):
+    """Every OpenLineage event the server ingested, once: ``event_id`` deduplicates redeliveries.
+
+    ``event_id`` is the UUIDv5 of ``runId|eventType|eventTime`` (as the outbox computes it), so an
+    at-least-once producer sending an event twice changes nothing the second time.
+    """
+
+    __tablename__ = "ol_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    ol_run_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None, index=True)
+    event_type: Mapped[str] = mapped_column(String(16))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    producer: Mapped[str | None] = mapped_column(Text, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+#: Newest runs first (the server's run list; ingested runs have random UUIDs, so id order is not
+#: time order). Declared here, next to the server's tables, by migration 0004.
+Index("ix_runs_started_at", Run.started_at, Run.id)

@@ -1,0 +1,1 @@
+"""Route modules of the catalog server, one per resource (mounted under ``/api/v1``)."""

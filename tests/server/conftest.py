@@ -1,0 +1,49 @@
+"""Fixtures of the server tests: an app over the shared ``catalog`` fixture (SQLite and
+PostgreSQL), clients with and without tokens, and a small catalog with a known shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from headwater import Catalog
+from headwater.server.app import create_app
+from headwater.server.auth import AccessPolicy
+
+WRITE = "w" * 8 + "-write-token-0123"
+READ = "r" * 8 + "-read-token-45678"
+DATA = Path(__file__).parent / "data"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def small(catalog: Catalog) -> Catalog:
+    """t/users @1 @2 (keyed table), t/summary @1 derived from @2 by a run, alias production→1."""
+    v1 = catalog.log(pa.table({"id": [1, 2, 3], "x": ["a", None, "c"]}), name="t/users",
+                     key=["id"])
+    catalog.log(pa.table({"id": [1, 2, 4], "x": ["a", "b", "d"]}), name="t/users")
+    with catalog.run("derive", inputs=["t/users@2"], namespace="t", params={"n": 1},
+                     engine={"name": "airflow", "dag_id": "d", "task_id": "derive"}) as run:
+        run.log_output(pa.table({"n": [3]}), name="t/summary", type="table")
+    catalog.alias(v1, "production")
+    return catalog
+
+
+@pytest.fixture
+def client(small: Catalog) -> Iterator[TestClient]:
+    with TestClient(create_app(small)) as c:
+        yield c
+
+
+@pytest.fixture
+def secured(small: Catalog) -> Iterator[TestClient]:
+    policy = AccessPolicy.build(write_tokens=[WRITE], read_tokens=[READ])
+    with TestClient(create_app(small, policy=policy)) as c:
+        yield c
