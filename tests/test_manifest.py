@@ -66,6 +66,9 @@ def test_duplicate_and_file_dir_clash_rejected() -> None:
         Manifest([ManifestEntry("a", D1, 1), ManifestEntry("a", D2, 1)])
     with pytest.raises(UnsafePath, match="both a file and a directory"):
         Manifest([ManifestEntry("a", D1, 1), ManifestEntry("a/b", D2, 1)])
+    with pytest.raises(UnsafePath, match="both a file and a directory"):  # not neighbours
+        Manifest([ManifestEntry("a", D1, 1), ManifestEntry("a-x", D1, 1),
+                  ManifestEntry("a/b/c", D2, 1)])
 
 
 def test_unsafe_paths_rejected_on_checkout(tmp_path: Path) -> None:

@@ -7,13 +7,14 @@ removed and changed rows, schema changes, and a bounded sample of each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from headwater.errors import InvalidArgument
+from headwater.store.checkout import iter_manifest
 from headwater.store.manifest import ManifestEntry
 from headwater.version import VersionInfo
 
@@ -87,33 +88,31 @@ def _jsonable(obj: Any) -> Any:
 
 
 def diff_manifests(
-    a: Sequence[ManifestEntry], b: Sequence[ManifestEntry], out: VersionDiff
+    a: Iterable[ManifestEntry], b: Iterable[ManifestEntry], out: VersionDiff
 ) -> None:
-    i = j = 0
-    while i < len(a) or j < len(b):
-        if j >= len(b) or (i < len(a) and a[i].path < b[j].path):
-            out.removed.append(a[i])
-            i += 1
-        elif i >= len(a) or b[j].path < a[i].path:
-            out.added.append(b[j])
-            j += 1
+    """Merge two path-sorted streams of entries in one pass; memory holds only the differences."""
+    ia, ib = iter(a), iter(b)
+    x, y = next(ia, None), next(ib, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x.path < y.path):
+            out.removed.append(x)  # type: ignore[arg-type]  # x is not None here
+            x = next(ia, None)
+        elif x is None or y.path < x.path:
+            out.added.append(y)
+            y = next(ib, None)
         else:
-            same = (
-                a[i].digest == b[j].digest and a[i].size == b[j].size and a[i].source == b[j].source
-            )
-            if same:
+            if x.digest == y.digest and x.size == y.size and x.source == y.source:
                 out.unchanged += 1
             else:
-                out.changed.append((a[i], b[j]))
-            i += 1
-            j += 1
+                out.changed.append((x, y))
+            x, y = next(ia, None), next(ib, None)
 
 
 def diff_versions(
     cat: Catalog, a: VersionInfo, b: VersionInfo, *, key: Sequence[str] | None = None
 ) -> VersionDiff:
     out = VersionDiff(a.ref, b.ref)
-    diff_manifests(cat.manifest_of(a).entries, cat.manifest_of(b).entries, out)
+    diff_manifests(_stream(cat, a), _stream(cat, b), out)
     key_cols = list(key) if key else (b.metadata.get("key") or a.metadata.get("key"))
     if a.kind == "table" and b.kind == "table" and key_cols:
         out.rows = diff_tables(
@@ -124,6 +123,10 @@ def diff_versions(
             f"a row diff needs two table versions; {a.ref} is {a.kind}, {b.ref} is {b.kind}"
         )
     return out
+
+
+def _stream(cat: Catalog, v: VersionInfo) -> Iterator[ManifestEntry]:
+    return iter_manifest(cat.store_for(v.store_url), v.digest, context=f"manifest of {v.ref}")
 
 
 def diff_tables(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> RowDiff:

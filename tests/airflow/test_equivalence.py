@@ -14,14 +14,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 
 
 def test_airflow_dag_and_beam_pipeline_commit_identical_tables(
-        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:  # noqa: ANN001
+        airflow_env: AirflowEnv, hw_home: Path, open_catalog) -> None:
+    from headwater_beam.pipeline import ReferenceParams, run
+
     from headwater import Settings
     from headwater.steps.clean import CleanParams
     from headwater.steps.despam import DespamParams
     from headwater.steps.id_merge import IdMergeParams
     from headwater.steps.sample import SAMPLE_ROLES
     from headwater.steps.split import SplitParams
-    from headwater_beam.pipeline import ReferenceParams, run
 
     airflow_env.dags_test("headwater_reference_pipeline", hw_home=hw_home,
                           conf={"n_users": 500, "seed": 11})

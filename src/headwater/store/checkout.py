@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from headwater.errors import ReferenceChanged, UnsafePath
 from headwater.progress import NullProgress, Progress
@@ -27,6 +27,8 @@ from headwater.store.objects import ObjectStore, write_new_file
 from headwater.store.paths import check_relpath, safe_join
 
 WORKERS = 8
+#: Remote reads wait on the network, not the disk: more of them in flight.
+REMOTE_WORKERS = 32
 #: Entries per task handed to the writer threads.
 BATCH = 256
 #: Objects up to this size are read whole, verified, and written from one buffer.
@@ -44,7 +46,8 @@ def iter_manifest(store: ObjectStore, digest: str, *, context: str = "") -> Iter
     so consume the whole stream before trusting a result); entries must be in strictly
     ascending path order, as every manifest Headwater writes is.
     """
-    with io.BufferedReader(store.open(digest, context=context or "manifest"), CHUNK) as f:  # type: ignore[arg-type]
+    raw = cast(io.RawIOBase, store.open(digest, context=context or "manifest"))
+    with io.BufferedReader(raw, CHUNK) as f:
         previous = ""
         for entry in iter_entries(f):
             if entry.path <= previous:
@@ -191,7 +194,7 @@ def checkout(
     entries = manifest.entries
     batches = [entries[i : i + BATCH] for i in range(0, len(entries), BATCH)]
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=WORKERS if store.local else REMOTE_WORKERS) as pool:
             for _ in pool.map(write_batch, batches):
                 pass
     finally:

@@ -70,6 +70,24 @@ class ManifestEntry:
         if self.size < 0:
             raise HeadwaterError(f"manifest entry {self.path!r} has a negative size")
 
+    @classmethod
+    def of_local_file(cls, path: str, digest: str, size: int) -> ManifestEntry:
+        """An entry for a path built by a directory walk and a digest Headwater computed.
+
+        Cheaper than the checked constructor (a snapshot makes one per file): a walk's path
+        segments are real file names (never empty, ``.``, ``..``, nor holding ``/`` or NUL), so
+        only the characters :func:`check_relpath` also rejects are searched for, and the full
+        check runs (and raises) if one is found.
+        """
+        if _NEEDS_FULL_CHECK.search(path) is not None:
+            check_relpath(path)
+        entry = object.__new__(cls)
+        _set_path(entry, path)
+        _set_digest(entry, digest)
+        _set_size(entry, size)
+        _set_source(entry, None)
+        return entry
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "size": self.size}
         if self.digest is not None:
@@ -95,6 +113,15 @@ class ManifestEntry:
         return cls(path=obj["path"], digest=obj.get("digest"), size=int(obj["size"]), source=source)
 
 
+# slot setters of the frozen ManifestEntry, for of_local_file
+_SLOTS: Mapping[str, Any] = ManifestEntry.__dict__
+_set_path = _SLOTS["path"].__set__
+_set_digest = _SLOTS["digest"].__set__
+_set_size = _SLOTS["size"].__set__
+_set_source = _SLOTS["source"].__set__
+_NEEDS_FULL_CHECK = re.compile(r"[\x00-\x1f\x7f\\]|^[A-Za-z]:")
+
+
 def _header() -> str:
     return _dumps({"format": FORMAT, "hash": HASH_NAME, "version": FORMAT_VERSION})
 
@@ -109,8 +136,15 @@ class Manifest:
         for a, b in itertools.pairwise(ordered):
             if a.path == b.path:
                 raise UnsafePath(f"path {a.path!r} appears twice in one manifest")
-            if b.path.startswith(a.path + "/"):
-                raise UnsafePath(f"{a.path!r} is both a file and a directory in one manifest")
+        # a file may not also be a directory: not always neighbours ("a", "a-x", "a/b")
+        files = {e.path for e in ordered}
+        for e in ordered:
+            cut = e.path.rfind("/")
+            while cut > 0:
+                if e.path[:cut] in files:
+                    raise UnsafePath(
+                        f"{e.path[:cut]!r} is both a file and a directory in one manifest")
+                cut = e.path.rfind("/", 0, cut)
         self.entries: tuple[ManifestEntry, ...] = tuple(ordered)
         self._bytes: bytes | None = None
         self._digest: str | None = None
@@ -173,9 +207,9 @@ def iter_entries(lines: Iterable[bytes | str]) -> Iterator[ManifestEntry]:
             f"Headwater (it reads version {FORMAT_VERSION}); upgrade Headwater"
         )
     for line in it:
-        if not line:
+        text = (line.decode("utf-8") if isinstance(line, bytes) else line).rstrip("\n")
+        if not text:
             continue
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
         plain = _PLAIN_LINE.fullmatch(text)
         if plain is not None:  # digest and size are well-formed by the pattern; check the path
             yield ManifestEntry(plain[2], plain[1], int(plain[3]))

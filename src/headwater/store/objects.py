@@ -56,6 +56,10 @@ from headwater.store.statcache import NullStatCache, StatCache
 STAT_LIMIT = 64
 #: Parallel prefix listings against a remote store.
 LIST_WORKERS = 16
+#: Above this many distinct 2-hex prefixes, a remote store is listed in 16 streams instead.
+STREAM_ABOVE = 64
+#: Backends whose ``find`` takes a key ``prefix`` (one paginated listing, no delimiter).
+_PREFIX_FIND = frozenset({"s3", "s3a", "gs", "gcs"})
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0) if os.path.isdir("/proc/self/fd") else 0
 _TMP_NAMES = itertools.count()
 
@@ -134,15 +138,30 @@ class ObjectStore:
         if self.local and len(wanted) <= STAT_LIMIT:
             return {d for d in wanted if not os.path.exists(self.object_path(d))}
         prefixes = sorted({d[:2] for d in wanted})
-
-        def list_prefix(prefix: str) -> set[str]:
-            return {prefix + name for name in self.list_prefix(prefix)}
-
+        lister: Callable[[str], set[str]] = self._list_prefix_digests
+        if len(prefixes) > STREAM_ABOVE and backends.protocol_of(self.url) in _PREFIX_FIND:
+            # many prefixes: 16 unbounded listings (one per first hex digit) page through the
+            # store 1,000 keys a request, fewer requests than 256 listings of a few keys each
+            prefixes, lister = sorted({p[0] for p in prefixes}), self._list_stream
         workers = 1 if self.local or len(prefixes) == 1 else LIST_WORKERS
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for present in pool.map(list_prefix, prefixes):
+            for present in pool.map(lister, prefixes):
                 wanted -= present
         return wanted
+
+    def _list_prefix_digests(self, prefix: str) -> set[str]:
+        return {prefix + name for name in self.list_prefix(prefix)}
+
+    def _list_stream(self, first: str) -> set[str]:
+        """Digests of every object whose digest starts with ``first`` (remote stores)."""
+        base = f"{self.root}/objects"
+        found = self.fs.find(base, prefix=first, detail=False)
+        out = set()
+        for path in found:
+            parts = str(path).rstrip("/").rsplit("/", 2)
+            if len(parts) == 3 and len(parts[1]) == 2 and len(parts[2]) == DIGEST_HEX_LEN - 2:
+                out.add(parts[1] + parts[2])
+        return out
 
     def list_prefix(self, prefix: str) -> set[str]:
         """Names (digest minus its 2-hex prefix) of the objects stored under ``prefix``."""
@@ -281,12 +300,15 @@ class ObjectStore:
         return VerifyingReader(raw, digest, context)  # type: ignore[return-value]
 
     def read_bytes(self, digest: str, *, context: str = "") -> bytes:
-        """The verified bytes of an object (raises ObjectMissing or ObjectCorrupted)."""
-        if not self.local:
-            with self.open(digest, context=context) as f:
-                return f.read()
+        """The verified bytes of an object (raises ObjectMissing or ObjectCorrupted).
+
+        One GET from a remote store (no HEAD first), one ``read`` from a local one.
+        """
         try:
-            data = read_file(self.object_path(digest))
+            if self.local:
+                data = read_file(self.object_path(digest))
+            else:
+                data = self.fs.cat_file(self.object_path(digest))
         except FileNotFoundError:
             raise ObjectMissing(_missing_msg(digest, context)) from None
         actual = hash_bytes(data)

@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, NamedTuple
 
 from headwater.errors import InvalidArgument, RunFailed
@@ -106,12 +107,12 @@ def scan_local(source: Path | str) -> Iterator[LocalFile]:
                 stack.append((f"{prefix}{entry.name}/", iter(_children(entry.path))))
                 break
             try:
-                if not entry.is_file():
-                    continue
-                st = entry.stat()
+                st = entry.stat()  # follows a symlink, as is_file() would
             except FileNotFoundError:
                 continue
-            yield LocalFile(prefix + entry.name, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+            if S_ISREG(st.st_mode):
+                yield LocalFile(prefix + entry.name, entry.path, st.st_size, st.st_mtime_ns,
+                                st.st_ino)
         else:
             stack.pop()
 
@@ -219,7 +220,7 @@ def snapshot_local(
                 todo, futures = pending.popleft()
                 for (i, f), future in zip(todo, futures, strict=True):
                     digest, size = future.result()
-                    entries[i] = ManifestEntry(f.rel, digest, size)
+                    entries[i] = ManifestEntry.of_local_file(f.rel, digest, size)
                     if size == f.size:  # else it changed while being read: do not cache it
                         scan.record(f.path, f.size, f.mtime_ns, f.inode, digest)
                 progress.advance(len(todo))
@@ -233,7 +234,7 @@ def snapshot_local(
                         entries.append(None)
                     else:
                         from_cache.append(len(entries))
-                        entries.append(ManifestEntry(f.rel, digest, f.size))
+                        entries.append(ManifestEntry.of_local_file(f.rel, digest, f.size))
                 progress.advance(len(batch) - len(todo))
                 pending.append((todo, [pool.submit(ingest, f.path, f.size) for _, f in todo]))
                 if len(pending) > 2:  # keep the pool busy while the walk goes on
@@ -294,7 +295,7 @@ def _upload_missing(
             data = read_file(path, entry.size)
             actual = hash_bytes(data)
             if actual != digest or len(data) != entry.size:
-                entries[i] = ManifestEntry(entry.path, actual, len(data))
+                entries[i] = ManifestEntry.of_local_file(entry.path, actual, len(data))
             if claim(actual) and store.publish_bytes(data, actual):
                 ingest._count(len(data))
         elif claim(digest):
@@ -302,10 +303,18 @@ def _upload_missing(
             ingest._count(entry.size)
         progress.advance()
 
+    def put_batch(batch: list[int]) -> None:
+        for i in batch:
+            put(i)
+
+    # one task per batch (not per file): a million pending futures would cost ~1 GB
+    per_task = 16 if not store.local else BATCH
+    batches = [todo[k : k + per_task] for k in range(0, len(todo), per_task)]
     try:
         workers = HASH_WORKERS if store.local else UPLOAD_WORKERS
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(put, todo))
+            for _ in pool.map(put_batch, batches):
+                pass
     finally:
         progress.stop()
 

@@ -165,7 +165,8 @@ class _SqliteScan:
         self._advance()
         if row[1] != size or row[2] != mtime_ns or row[3] != inode or self._recent(mtime_ns):
             return None
-        return row[4].hex()
+        digest = row[4]
+        return digest.hex() if len(digest) == 32 else None
 
     def record(self, path: str, size: int, mtime_ns: int, inode: int, digest: str) -> None:
         if self._recent(mtime_ns) or not path.isprintable():

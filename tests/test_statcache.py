@@ -1,0 +1,244 @@
+"""The stat cache: unchanged files are not hashed again, changed ones always are (issue 7)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from headwater import Catalog
+from headwater.settings import Settings
+from headwater.store import snapshot as snapshot_mod
+from headwater.store.hashing import hash_bytes
+from headwater.store.objects import ObjectStore
+from headwater.store.snapshot import snapshot_local
+from headwater.store.statcache import (
+    RECENT_NS,
+    NullStatCache,
+    SqliteStatCache,
+    open_stat_cache,
+)
+
+OLD = 1_600_000_000 * 10**9  # 2020: far outside the "recent" window
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Records every file the snapshot module reads and hashes (instrumentation only)."""
+    calls: list[str] = []
+    real_read = snapshot_mod.read_file
+    real_open = snapshot_mod.hash_open_file
+
+    def read_file(path: str, size_hint: int | None = None) -> bytes:
+        calls.append(path)
+        return real_read(path, size_hint)
+
+    def hash_open_file(fd: int, size: int) -> str:
+        calls.append(f"fd:{fd}")
+        return real_open(fd, size)
+
+    monkeypatch.setattr(snapshot_mod, "read_file", read_file)
+    monkeypatch.setattr(snapshot_mod, "hash_open_file", hash_open_file)
+    yield calls
+
+
+def _age(root: Path, mtime_ns: int = OLD) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            os.utime(p, ns=(mtime_ns, mtime_ns))
+
+
+def _rows(db: Path) -> dict[str, tuple[int, int, int, str]]:
+    with sqlite3.connect(db) as conn:
+        return {
+            path: (size, mtime, inode, digest.hex())
+            for path, size, mtime, inode, digest in conn.execute(
+                "SELECT path, size, mtime_ns, inode, digest FROM files_blake3"
+            )
+        }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> SqliteStatCache:
+    return SqliteStatCache(tmp_path / "home" / "statcache.db")
+
+
+def test_unchanged_files_are_not_hashed_again(
+    store: ObjectStore, cache: SqliteStatCache, data_dir: Path, hashed: list[str]
+) -> None:
+    _age(data_dir)
+    first = snapshot_local(store, data_dir, stat_cache=cache)
+    assert len(hashed) == 5
+    hashed.clear()
+    again = snapshot_local(store, data_dir, stat_cache=cache)
+    assert hashed == []
+    assert again.manifest.to_bytes() == first.manifest.to_bytes()
+    assert again.new_objects == 0
+    # one changed file is the only one read
+    (data_dir / "sub" / "c.txt").write_text("gamma, changed\n")
+    third = snapshot_local(store, data_dir, stat_cache=cache)
+    assert hashed == [str(data_dir / "sub" / "c.txt")]
+    assert third.manifest.by_path()["sub/c.txt"].digest == hash_bytes(b"gamma, changed\n")
+
+
+def test_manifest_is_identical_with_and_without_the_cache(
+    tmp_path: Path, cache: SqliteStatCache, data_dir: Path
+) -> None:
+    _age(data_dir)
+    plain = snapshot_local(ObjectStore(str(tmp_path / "s1")), data_dir)
+    cold = snapshot_local(ObjectStore(str(tmp_path / "s2")), data_dir, stat_cache=cache)
+    warm = snapshot_local(ObjectStore(str(tmp_path / "s3")), data_dir, stat_cache=cache)
+    assert plain.manifest.to_bytes() == cold.manifest.to_bytes() == warm.manifest.to_bytes()
+    assert plain.manifest.digest == warm.manifest.digest
+    # a warm cache into an empty store still uploads every object (they were checked for)
+    assert warm.new_objects == plain.new_objects == 4
+
+
+def test_same_tick_rewrite_is_detected_because_the_file_is_recent(
+    store: ObjectStore, cache: SqliteStatCache, tmp_path: Path
+) -> None:
+    """Same path, size, inode and mtime: only the "recent" rule can tell; it must."""
+    root = tmp_path / "tick"
+    root.mkdir()
+    f = root / "data.bin"
+    f.write_bytes(b"A" * 100)
+    st = f.stat()
+    assert st.st_mtime_ns > time.time_ns() - RECENT_NS  # just written: recent
+    first = snapshot_local(store, root, stat_cache=cache)
+    assert _rows(Path(cache.path)) == {}  # recent files are never cached
+    with open(f, "r+b") as out:  # rewrite in place: same inode, same size
+        out.write(b"B" * 100)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the very same mtime
+    assert (f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns) == (
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
+    second = snapshot_local(store, root, stat_cache=cache)
+    assert first.manifest.by_path()["data.bin"].digest == hash_bytes(b"A" * 100)
+    assert second.manifest.by_path()["data.bin"].digest == hash_bytes(b"B" * 100)
+
+
+@pytest.mark.parametrize("how", ["size", "inode", "mtime"])
+def test_old_file_with_a_changed_stat_is_hashed_again(
+    store: ObjectStore, cache: SqliteStatCache, tmp_path: Path, hashed: list[str], how: str
+) -> None:
+    root = tmp_path / "old"
+    root.mkdir()
+    f = root / "data.bin"
+    f.write_bytes(b"0123456789")
+    _age(root)
+    snapshot_local(store, root, stat_cache=cache)
+    assert len(_rows(Path(cache.path))) == 1
+    hashed.clear()
+    if how == "size":
+        f.write_bytes(b"0123456789+")
+        _age(root)  # mtime back to exactly the cached value
+    elif how == "inode":
+        new = root / "new.tmp"
+        new.write_bytes(b"9876543210")  # same size
+        os.replace(new, f)  # atomic replace: a new inode
+        _age(root)
+    else:
+        with open(f, "r+b") as out:  # same inode, same size
+            out.write(b"abcdefghij")
+        _age(root, OLD + 1)  # an old mtime, one nanosecond off
+    after = snapshot_local(store, root, stat_cache=cache)
+    assert hashed == [str(f)]
+    assert after.manifest.by_path()["data.bin"].digest == hash_bytes(f.read_bytes())
+
+
+def test_deleted_files_drop_out_of_the_cache(
+    store: ObjectStore, cache: SqliteStatCache, data_dir: Path
+) -> None:
+    _age(data_dir)
+    snapshot_local(store, data_dir, stat_cache=cache)
+    gone = str(data_dir / "sub" / "deeper" / "d.txt")
+    assert gone in _rows(Path(cache.path))
+    os.unlink(gone)
+    again = snapshot_local(store, data_dir, stat_cache=cache)
+    assert "sub/deeper/d.txt" not in again.manifest.by_path()
+    rows = _rows(Path(cache.path))
+    assert gone not in rows and len(rows) == 4
+    # scanning a subdirectory leaves rows of the rest of the tree alone
+    snapshot_local(store, data_dir / "sub", stat_cache=cache)
+    assert len(_rows(Path(cache.path))) == 4
+
+
+def test_objects_collected_since_are_uploaded_again(
+    store: ObjectStore, cache: SqliteStatCache, data_dir: Path, hashed: list[str]
+) -> None:
+    _age(data_dir)
+    first = snapshot_local(store, data_dir, stat_cache=cache)
+    victim = first.manifest.by_path()["b.bin"].digest or ""
+    store.delete(victim)
+    hashed.clear()
+    again = snapshot_local(store, data_dir, stat_cache=cache)
+    assert again.new_objects == 1
+    assert store.read_bytes(victim) == (data_dir / "b.bin").read_bytes()
+    assert again.manifest.digest == first.manifest.digest
+
+
+def test_a_stale_cache_entry_never_puts_wrong_bytes_under_a_digest(
+    tmp_path: Path, cache: SqliteStatCache
+) -> None:
+    """Content changed behind an unchanged stat: the cache lies, but no object is corrupted."""
+    root = tmp_path / "stale"
+    root.mkdir()
+    f = root / "x.txt"
+    f.write_bytes(b"first!")
+    _age(root)
+    snapshot_local(ObjectStore(str(tmp_path / "s1")), root, stat_cache=cache)
+    with open(f, "r+b") as out:
+        out.write(b"second")  # same size, same inode
+    _age(root)  # same mtime
+    fresh = ObjectStore(str(tmp_path / "s2"))
+    snap = snapshot_local(fresh, root, stat_cache=cache)
+    digest = snap.manifest.by_path()["x.txt"].digest or ""
+    assert digest == hash_bytes(b"second")  # what was read, not what the cache said
+    assert fresh.read_bytes(digest) == b"second"
+
+
+def test_a_broken_cache_file_never_fails_a_snapshot(
+    store: ObjectStore, tmp_path: Path, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "statcache.db"
+    bad.write_bytes(b"this is not a SQLite database" * 100)
+    snap = snapshot_local(store, data_dir, stat_cache=SqliteStatCache(bad))
+    assert len(snap.manifest) == 5
+    assert "stat cache" in caplog.text
+
+
+def test_null_cache_and_settings(tmp_path: Path) -> None:
+    assert isinstance(open_stat_cache(None), NullStatCache)
+    env = {"HEADWATER_HOME": str(tmp_path / "home")}
+    beside = Settings.resolve(catalog_url=f"sqlite:///{tmp_path / 'cat' / 'c.db'}", environ=env)
+    assert beside.stat_cache_path == str(tmp_path / "cat" / "statcache.db")
+    pg = Settings.resolve(catalog_url="postgresql://x@127.0.0.1/db", environ=env)
+    assert pg.stat_cache_path == str(tmp_path / "home" / "statcache.db")
+    off = Settings.resolve(environ={**env, "HEADWATER_STAT_CACHE": "off"})
+    assert off.stat_cache_path is None
+    there = Settings.resolve(environ={**env, "HEADWATER_STAT_CACHE": str(tmp_path / "x.db")})
+    assert there.stat_cache_path == str(tmp_path / "x.db")
+
+
+def test_catalog_log_uses_the_stat_cache(
+    tmp_path: Path, data_dir: Path, hashed: list[str]
+) -> None:
+    _age(data_dir)
+    with Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}", store_url=str(tmp_path / "st")) as c:
+        assert c.settings.stat_cache_path == str(tmp_path / "statcache.db")
+        v1 = c.log(data_dir, name="tree")
+        assert len(hashed) == 5
+        hashed.clear()
+        v2 = c.log(data_dir, name="tree")
+        assert hashed == [] and not v2.created and v2.digest == v1.digest
