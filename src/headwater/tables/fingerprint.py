@@ -11,14 +11,16 @@ same fingerprint; a changed cell, an added or dropped row, or a renamed column d
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pandas.util import hash_pandas_object
 
 from headwater.store.hashing import hash_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _KEYS = ("headwater-fp-k01", "headwater-fp-k02")
 _NULL = np.uint64(0x9E3779B97F4A7C15)
@@ -50,6 +52,8 @@ def type_family(t: pa.DataType) -> str:
 
 def _canonical(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
     """A pandas Series whose hash depends only on the values, not the Arrow physical type."""
+    import pandas as pd  # imported on first use: 0.2 s that plain CLI commands do not need
+
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     t = arr.type
@@ -82,6 +86,12 @@ def _canonical(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
     )
 
 
+def _hash(series: pd.Series, key: str) -> np.ndarray:
+    from pandas.util import hash_pandas_object
+
+    return hash_pandas_object(series, index=False, hash_key=key).to_numpy()  # type: ignore[no-any-return]
+
+
 class TableFingerprinter:
     """Accumulates record batches (in any order, from any number of files) into a fingerprint."""
 
@@ -109,7 +119,7 @@ class TableFingerprinter:
             row = np.zeros(n, dtype=np.uint64)
             for name in sorted(columns):
                 col = batch.column(name)
-                h = hash_pandas_object(_canonical(col), index=False, hash_key=key).to_numpy()
+                h = _hash(_canonical(col), key)
                 nulls = col.is_null()
                 if nulls.null_count or pc.any(nulls).as_py():
                     h = np.where(nulls.to_numpy(zero_copy_only=False), _NULL, h)
