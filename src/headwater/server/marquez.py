@@ -120,44 +120,35 @@ class _Walk:
     truncated: bool = False
 
 
-def _jobs_touching(s: Session, dataset_ids: set[int], walk: _Walk) -> set[int]:
+def _touching(s: Session, ids: set[int], walk: _Walk, *, from_jobs: bool) -> set[int]:
+    """Read and write edges of the given datasets (or jobs); returns the jobs (or datasets)
+    at their other end."""
     found: set[int] = set()
-    for batch in _chunks(dataset_ids):
+    for batch in _chunks(ids):
+        where = Run.job_id.in_(batch) if from_jobs else Version.dataset_id.in_(batch)
         for ds_id, job_id in s.execute(
             select(Version.dataset_id, Run.job_id).distinct()
             .join(RunInput, RunInput.version_id == Version.id)
-            .join(Run, Run.id == RunInput.run_id).where(Version.dataset_id.in_(batch))
+            .join(Run, Run.id == RunInput.run_id).where(where)
         ):
             walk.reads.add((ds_id, job_id))
-            found.add(job_id)
+            found.add(ds_id if from_jobs else job_id)
         for job_id, ds_id in s.execute(
             select(Run.job_id, Version.dataset_id).distinct()
             .join(RunOutput, RunOutput.run_id == Run.id)
-            .join(Version, Version.id == RunOutput.version_id).where(Version.dataset_id.in_(batch))
+            .join(Version, Version.id == RunOutput.version_id).where(where)
         ):
             walk.writes.add((job_id, ds_id))
-            found.add(job_id)
+            found.add(ds_id if from_jobs else job_id)
     return found
+
+
+def _jobs_touching(s: Session, dataset_ids: set[int], walk: _Walk) -> set[int]:
+    return _touching(s, dataset_ids, walk, from_jobs=False)
 
 
 def _datasets_touching(s: Session, job_ids: set[int], walk: _Walk) -> set[int]:
-    found: set[int] = set()
-    for batch in _chunks(job_ids):
-        for ds_id, job_id in s.execute(
-            select(Version.dataset_id, Run.job_id).distinct()
-            .join(RunInput, RunInput.version_id == Version.id)
-            .join(Run, Run.id == RunInput.run_id).where(Run.job_id.in_(batch))
-        ):
-            walk.reads.add((ds_id, job_id))
-            found.add(ds_id)
-        for job_id, ds_id in s.execute(
-            select(Run.job_id, Version.dataset_id).distinct()
-            .join(RunOutput, RunOutput.run_id == Run.id)
-            .join(Version, Version.id == RunOutput.version_id).where(Run.job_id.in_(batch))
-        ):
-            walk.writes.add((job_id, ds_id))
-            found.add(ds_id)
-    return found
+    return _touching(s, job_ids, walk, from_jobs=True)
 
 
 def walk(s: Session, kind: str, start: int, depth: int) -> _Walk:
