@@ -12,8 +12,13 @@ Here each stage of :mod:`headwater.steps.linkage` runs where the data is::
 Normalised records travel inside their blocks, so a pair is scored where its block is grouped
 (no join back to the records); a pair found in several blocks is scored in each and
 de-duplicated after scoring, which gives the same matches because scoring is deterministic.
-The IDs equal the table path's for a first merge (no ``previous`` mapping): a new person's ID is
-derived from the smallest record id of its cluster, and the component label *is* that id.
+The IDs equal the table path's: a new person's ID is derived from the smallest record id of its
+cluster (the component label *is* that id). With a ``previous`` mapping (the last version's
+``mapping`` output), people keep their IDs: each record votes for its previous ID in its
+component, votes are counted per (component, ID) with Beam, and only the resulting claims — one
+small tuple per (person, previous ID) — are resolved together, by the same greedy rule as
+:func:`headwater.steps.linkage.clustering.assign_stable_ids` (most votes first, ties to the
+smallest record id; an ID goes to at most one person, and an old ID never to a new person).
 """
 
 from __future__ import annotations
@@ -142,6 +147,60 @@ class _AttachId(beam.DoFn):
             yield pvalue.TaggedOutput(MAPPING, {p.id_column: rid, p.user_id_column: uid})
 
 
+def _resolve_claims(claims: list[tuple[str, str, int]], prev_ids: Iterable[str],
+                    prefix: str) -> dict[str, Any]:
+    """The table path's greedy rule on ``(label, previous id, votes)`` claims: which component
+    keeps which previous ID, and the set of IDs a new person may not take."""
+    owner: dict[str, str] = {}
+    taken: set[str] = set()
+    for _, label, uid in sorted((-n, label, uid) for label, uid, n in claims):
+        if label not in owner and uid not in taken:
+            owner[label] = uid
+            taken.add(uid)
+    return {"owner": owner, "taken": taken | set(prev_ids)}
+
+
+class _AttachStableId(beam.DoFn):
+    """Like :class:`_AttachId`, but a component keeps the previous ID it won."""
+
+    def __init__(self, params: IdMergeParams) -> None:
+        self._p = params
+
+    def setup(self) -> None:
+        self._out = counter("id_merge", "records_out")
+        self._persons = counter("id_merge", "persons")
+        self._kept = counter("id_merge", "ids_kept")
+
+    def process(self, item: tuple[str, dict[str, list[Any]]], resolved: dict[str, Any]
+                ) -> Iterator[Any]:
+        rid, joined = item
+        p = self._p
+        labels = joined["label"]
+        smallest = labels[0] if labels else rid
+        uid = resolved["owner"].get(smallest)
+        if uid is None:
+            salt = 0
+            uid = new_user_id(smallest, p.id_prefix)
+            while uid in resolved["taken"]:
+                salt += 1
+                uid = new_user_id(smallest, p.id_prefix, salt)
+        if smallest == rid:
+            self._persons.inc()
+            if smallest in resolved["owner"]:
+                self._kept.inc()
+        for record in joined["record"]:
+            self._out.inc()
+            yield {**record, p.user_id_column: uid}
+            yield pvalue.TaggedOutput(MAPPING, {p.id_column: rid, p.user_id_column: uid})
+
+
+def _votes(item: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[tuple[str, str], int]]:
+    _, joined = item
+    for label in joined["label"]:
+        for uid in joined["prev"]:
+            yield (label, uid), 1
+
+
 class IdMerge(_StepComposite):
     """Add a stable ``user_id`` per person (see the module docstring for the graph).
 
@@ -153,7 +212,7 @@ class IdMerge(_StepComposite):
     STEP = IdMergeStep
 
     def __init__(self, params: IdMergeParams | None = None, *, rounds: int = 3,
-                 label: str | None = None) -> None:
+                 previous: beam.PCollection | None = None, label: str | None = None) -> None:
         params = params if params is not None else IdMergeParams()
         if not isinstance(params, IdMergeParams):
             raise InvalidArgument(f"IdMerge takes IdMergeParams, not {type(params).__name__}")
@@ -161,6 +220,7 @@ class IdMerge(_StepComposite):
             raise InvalidArgument("IdMerge: truth_column (quality stats) is for the table path")
         super().__init__(params, label)
         self.rounds = rounds
+        self.previous = previous
         self._components = ConnectedComponents(rounds=rounds)
 
     def expand(self, pcoll: beam.PCollection) -> dict[str, beam.PCollection]:
@@ -182,15 +242,39 @@ class IdMerge(_StepComposite):
             | "DistinctPairs" >> beam.Distinct()
         )
         labels = matched | "Components" >> self._components
-        out = (
-            {"record": records, "label": labels}
-            | "JoinLabels" >> beam.CoGroupByKey()
-            | "AttachIds" >> beam.ParDo(_AttachId(p)).with_outputs(MAPPING, main=OUTPUT)
-        )
+        joined = {"record": records, "label": labels} | "JoinLabels" >> beam.CoGroupByKey()
+        if self.previous is None:
+            out = joined | "AttachIds" >> beam.ParDo(_AttachId(p)).with_outputs(
+                MAPPING, main=OUTPUT)
+        else:
+            out = self._attach_stable(joined, p)
         dead = (keyed[DEAD_LETTER], unique[DEAD_LETTER]) | "DeadLetters" >> beam.Flatten()
         return {OUTPUT: out[OUTPUT], MAPPING: out[MAPPING], DEAD_LETTER: dead}
+
+    def _attach_stable(self, joined: beam.PCollection, p: IdMergeParams) -> Any:
+        record_label = joined | "RecordLabels" >> beam.Map(
+            lambda kv: (kv[0], kv[1]["label"][0] if kv[1]["label"] else kv[0]))
+        prev = self.previous | "KeyPrevious" >> beam.Map(
+            lambda m: (str(m[p.id_column]), str(m[p.user_id_column])))
+        claims = (
+            {"label": record_label, "prev": prev}
+            | "JoinPrevious" >> beam.CoGroupByKey()
+            | "Votes" >> beam.FlatMap(_votes)
+            | "CountVotes" >> beam.CombinePerKey(sum)
+            | "AsClaims" >> beam.Map(lambda kv: (kv[0][0], kv[0][1], kv[1]))
+            | "GatherClaims" >> beam.combiners.ToList()
+        )
+        prev_ids = (prev | "PrevIds" >> beam.Values() | "DistinctPrevIds" >> beam.Distinct()
+                    | "GatherPrevIds" >> beam.combiners.ToList())
+        resolved = claims | "ResolveClaims" >> beam.Map(
+            _resolve_claims, beam.pvalue.AsSingleton(prev_ids), p.id_prefix)
+        return joined | "AttachStableIds" >> beam.ParDo(
+            _AttachStableId(p), beam.pvalue.AsSingleton(resolved)).with_outputs(
+                MAPPING, main=OUTPUT)
 
     def display_data(self) -> dict[str, Any]:
         data = super().display_data()
         data["rounds"] = DisplayDataItem(self.rounds, label="Connected-component rounds")
+        data["previous"] = DisplayDataItem(self.previous is not None,
+                                           label="Keeps previous user IDs")
         return data

@@ -106,13 +106,20 @@ def output_schemas(input_schema: Sequence[dict[str, Any]] | None,
 
 
 def build(p: beam.Pipeline, *, input_ref: str, model_ref: str, prefix: str,
-          params: ReferenceParams | None = None) -> dict[str, beam.PCollection]:
-    """Apply the reference steps to ``p``; returns the write results (one VersionInfo each)."""
+          params: ReferenceParams | None = None,
+          previous_mapping_ref: str | None = None) -> dict[str, beam.PCollection]:
+    """Apply the reference steps to ``p``; returns the write results (one VersionInfo each).
+
+    ``previous_mapping_ref`` (the last run's ``<prefix>_id_mapping`` version) keeps people's
+    user IDs stable across versions, as the table path's ``previous`` does.
+    """
     params = params or ReferenceParams()
     read = ReadVersion(input_ref)
     users = p | "Read" >> read
+    previous = (p | "ReadPreviousMapping" >> ReadVersion(previous_mapping_ref)
+                if previous_mapping_ref else None)
     despam = users | "Despam" >> Despam(params.despam, model_ref=model_ref)
-    merged = despam[OUTPUT] | "IdMerge" >> IdMerge(params.id_merge)
+    merged = despam[OUTPUT] | "IdMerge" >> IdMerge(params.id_merge, previous=previous)
     clean = merged[OUTPUT] | "Clean" >> Clean(params.clean)
     split = clean[OUTPUT] | "Split" >> Split(params.split)
     dead = {"despam": despam[DEAD_LETTER], "id_merge": merged[DEAD_LETTER],
@@ -142,6 +149,8 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--output-prefix", default="users",
                         help="dataset name prefix of the outputs (default: users)")
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--previous-mapping-ref", default=None,
+                        help="last run's id mapping version: people keep their user IDs")
     return parser.parse_known_args(argv)
 
 
@@ -161,7 +170,8 @@ def run(argv: Sequence[str] | None = None, *,
         if model_ref is None and settings is not None:
             model_ref = ensure_spam_model(settings, f"{args.output_prefix}_spam_model")
         outputs = build(p, input_ref=args.input_ref, model_ref=model_ref or "",
-                        prefix=args.output_prefix, params=params)
+                        prefix=args.output_prefix, params=params,
+                        previous_mapping_ref=args.previous_mapping_ref)
         del outputs
     report = ctx.report
     if report is None:

@@ -123,3 +123,30 @@ def test_every_step_transform_has_display_data(spam_model: Any) -> None:
         assert items, type(transform).__name__
         if not isinstance(transform, (ConnectedComponents, DeadLetters)):
             assert {"step", "params", "code"} <= items
+
+
+def test_id_merge_keeps_previous_ids_like_the_table_path(users: pa.Table) -> None:
+    """Version 2 of the users, merged with version 1's mapping: the same IDs as the table path,
+    and people already known keep their IDs."""
+    from headwater.steps.sample import generate_users
+
+    first = IdMergeStep().run_table(users)
+    mapping = first.side_outputs["mapping"]
+    extra = generate_users(n_records=60, seed=99)
+    extra = extra.set_column(0, "record_id", pa.array(
+        [f"x{r}" for r in extra["record_id"].to_pylist()]))
+    # the new delivery: the first 20 records gone, new sign-ups (some of the same people) added
+    second = pa.concat_tables([users.slice(20), extra.cast(users.schema)])
+    table = IdMergeStep(previous=mapping).run_table(second)
+    want = sorted(zip(table.output["record_id"].to_pylist(), table.output["user_id"].to_pylist(),
+                      strict=True))
+    old = dict(zip(mapping["record_id"].to_pylist(), mapping["user_id"].to_pylist(),
+                   strict=True))
+    kept = [rid for rid, uid in want if old.get(rid) == uid]
+    assert len(kept) == len([rid for rid, _ in want if rid in old]) > 0
+    with beam.Pipeline(options=PipelineOptions(FNAPI)) as p:
+        previous = p | "Previous" >> beam.Create(mapping.to_pylist())
+        out = (p | beam.Create(second.to_pylist())
+               | IdMerge(rounds=2, previous=previous))
+        assert_that(out[OUTPUT] | beam.Map(lambda r: (r["record_id"], r["user_id"])),
+                    equal_to(want))
