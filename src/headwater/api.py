@@ -105,6 +105,9 @@ class Catalog(ReportsMixin):
         return cls(settings, lineage=lineage, progress=progress)
 
     def close(self) -> None:
+        """Give lineage deliveries in flight a moment, then release the database connections.
+        Undelivered events stay in the outbox either way."""
+        self.recorder.join(2.0)
         self.engine.dispose()
 
     def __enter__(self) -> Catalog:

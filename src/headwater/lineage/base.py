@@ -39,9 +39,15 @@ class LineageRecorder(Protocol):
     def record(self, session: Session, event: RunEvent) -> None:
         """Record ``event`` as part of ``session``'s transaction; must not do network I/O."""
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout`` s) for deliveries in flight; True when none is left."""
+
 
 class NullLineage:
     """Lineage turned off: records nothing."""
 
     def record(self, session: Session, event: RunEvent) -> None:
         return None
+
+    def join(self, timeout: float | None = None) -> bool:
+        return True
