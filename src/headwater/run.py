@@ -205,8 +205,6 @@ class RunContext:
         snap, profile = stage(
             cat.store,
             data,
-            dataset=str(ds_name),
-            type=type or "",
             source_options=cat.settings.store_options,
             reference=reference,
             progress=cat.progress,

@@ -90,8 +90,6 @@ def stage(
     store: ObjectStore,
     data: Any,
     *,
-    dataset: str,
-    type: str,
     source_options: Mapping[str, Any],
     reference: bool = False,
     progress: Progress | None = None,

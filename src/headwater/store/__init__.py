@@ -6,6 +6,6 @@ object.
 """
 
 from headwater.store.manifest import Manifest, ManifestEntry, ReferenceSource
-from headwater.store.objects import ObjectStore, open_store
+from headwater.store.objects import ObjectStore
 
-__all__ = ["Manifest", "ManifestEntry", "ObjectStore", "ReferenceSource", "open_store"]
+__all__ = ["Manifest", "ManifestEntry", "ObjectStore", "ReferenceSource"]

@@ -625,17 +625,3 @@ def copy_fd(src: int, dst: int, size: int, *, digest: str | None = None) -> None
         offset += n
     if hasher.hexdigest() != digest:
         raise ObjectCorrupted(_corrupted_msg(digest, hasher.hexdigest(), "while copying"))
-
-
-_STORES: dict[tuple[str, str], ObjectStore] = {}
-
-
-def open_store(url: str, options: Mapping[str, Any] | None = None) -> ObjectStore:
-    """Open (and memoise per process) the store at ``url``."""
-    import json
-
-    key = (url.rstrip("/"), json.dumps(dict(options or {}), sort_keys=True, default=str))
-    store = _STORES.get(key)
-    if store is None:
-        store = _STORES[key] = ObjectStore(url, options=options)
-    return store
