@@ -21,3 +21,18 @@ def test_migrations_match_models_and_round_trip(catalog_url: str) -> None:
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
     engine.dispose()
+
+
+def test_head_constant_is_alembics_head() -> None:
+    """Opening a catalog compares against HEAD_REVISION without importing Alembic."""
+    assert db.head_revision() == db.HEAD_REVISION
+
+
+def test_current_revision_reads_what_alembic_reads(catalog_url: str) -> None:
+    engine = db.create_catalog_engine(catalog_url)
+    assert db.current_revision(engine) is None  # empty database: no alembic_version table
+    db.upgrade(engine, "0002")
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+    assert db.current_revision(engine) == "0002"
+    engine.dispose()
