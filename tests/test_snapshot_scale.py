@@ -221,3 +221,57 @@ def test_missing_checks_digests_in_one_pass(tmp_path: Path) -> None:
             store.missing([*good, bad])
     assert len(good) > objects_mod.STAT_LIMIT
     assert json.dumps(sorted(store.missing(good[:3]))) == json.dumps(sorted(good[:3]))
+
+
+def test_snapshot_bytes_equal_a_manifest_built_from_entries(tmp_path: Path) -> None:
+    """The walk writes manifest lines directly: byte for byte what Manifest(entries) writes,
+    for names that need JSON escaping, Unicode, and files interleaved with folders."""
+    root = tmp_path / "tricky"
+    names = ["a", "a-x/b", "a.d/c", "b/\u00e9t\u00e9.csv", 'q"uote', "sp ace/x", "z/_SUCCESS",
+             "b/zz/deep/er", "b0", "\u65e5\u672c/\u8a9e"]
+    for i, name in enumerate(names):
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"{i}\n")
+    store = ObjectStore(str(tmp_path / "store"))
+    snap = snapshot_local(store, root)
+    expected = Manifest(
+        [ManifestEntry(f.rel, hash_file(f.path)[0], f.size) for f in scan_local(root)]
+    )
+    assert snap.manifest.to_bytes() == expected.to_bytes()
+    assert snap.manifest.digest == expected.digest
+    assert [e.path for e in snap.manifest] == sorted(names)
+    assert len(snap.manifest) == len(names) and snap.manifest.total_size == expected.total_size
+    assert snap.formats == frozenset({None, "csv"})
+
+
+def test_unsafe_directory_names_are_rejected(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    (root / "ok" / "back\\slash").mkdir(parents=True)
+    (root / "ok" / "back\\slash" / "f").write_text("x")
+    with pytest.raises(UnsafePath):
+        snapshot_local(ObjectStore(str(tmp_path / "store")), root)
+
+
+def test_importing_the_api_stays_light(tmp_path: Path) -> None:
+    """Every CLI command pays for what ``import headwater`` imports: the table stack, Alembic
+    and the OpenLineage client are loaded on first use, not at import or catalog open."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {**os.environ, "HEADWATER_LINEAGE": "off"}
+    create = f"from headwater import Catalog; Catalog.open({url!r}, store_url={str(tmp_path)!r})"
+    subprocess.run([sys.executable, "-c", create], env=env, check=True)  # migrates: Alembic
+    data = tmp_path / "files"
+    data.mkdir()
+    (data / "a.txt").write_text("a")
+    code = (
+        f"import sys; from headwater import Catalog; c = Catalog.open({url!r}, "
+        f"store_url={str(tmp_path)!r}); c.datasets(); c.log({str(data)!r}, name='f'); c.close();"
+        "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy', 'alembic', 'openlineage',"
+        " 'matplotlib', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,13 +52,12 @@ def _age(root: Path, mtime_ns: int = OLD) -> None:
 
 
 def _rows(db: Path) -> dict[str, tuple[int, int, int, str]]:
-    with sqlite3.connect(db) as conn:
-        return {
-            path: (size, mtime, inode, digest.hex())
-            for path, size, mtime, inode, digest in conn.execute(
-                "SELECT path, size, mtime_ns, inode, digest FROM files_blake3"
-            )
-        }
+    """The files whose digest the cache vouches for (recent ones are kept as unknown)."""
+    return {
+        path: (size, mtime, inode, digest)
+        for path, (size, mtime, inode, digest) in SqliteStatCache(db).files().items()
+        if digest is not None
+    }
 
 
 @pytest.fixture
@@ -242,3 +240,79 @@ def test_catalog_log_uses_the_stat_cache(
         hashed.clear()
         v2 = c.log(data_dir, name="tree")
         assert hashed == [] and not v2.created and v2.digest == v1.digest
+
+
+def test_unchanged_relog_of_a_committed_version_checks_and_profiles_nothing(
+    tmp_path: Path, data_dir: Path, hashed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog says the manifest is committed: no existence check, no verify, no profile."""
+    (data_dir / "t.csv").write_text("a,b\n1,x\n2,\n")
+    _age(data_dir)
+    with Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}", store_url=str(tmp_path / "st")) as c:
+        v1 = c.log(data_dir, name="tree")
+        asked: list[int] = []
+        real_missing = ObjectStore.missing
+
+        def missing(self: ObjectStore, digests: object) -> set[str]:
+            found = real_missing(self, digests)  # type: ignore[arg-type]
+            asked.append(len(set(digests)))  # type: ignore[call-overload]
+            return found
+
+        monkeypatch.setattr(ObjectStore, "missing", missing)
+        hashed.clear()
+        v2 = c.log(data_dir, name="tree")
+        assert hashed == [] and not v2.created and v2.digest == v1.digest
+        assert asked == [0]  # the commit's verify step had nothing left to confirm
+        # a copy under another name is the same content: still no check, profile from the row
+        v3 = c.log(data_dir, name="copy")
+        assert v3.created and v3.digest == v1.digest and asked == [0, 0]
+        assert v3.row_count == v1.row_count is None  # two formats (csv + bin): not a table
+
+
+def test_rows_of_an_uncommitted_manifest_are_checked(
+    store: ObjectStore, cache: SqliteStatCache, data_dir: Path
+) -> None:
+    """A stat-cache row vouches for objects only through a committed manifest."""
+    _age(data_dir)
+    first = snapshot_local(store, data_dir, stat_cache=cache, committed=lambda d: set())
+    for e in first.manifest:
+        store.delete(e.digest or "")
+    again = snapshot_local(store, data_dir, stat_cache=cache, committed=lambda d: set())
+    assert again.new_objects == 4 and not again.known
+    # ...and not at all once the catalog says that manifest was committed
+    asked: list[set[str]] = []
+
+    def committed(digests: set[str]) -> set[str]:
+        asked.append(set(digests))
+        return digests & {again.manifest.digest}
+
+    third = snapshot_local(store, data_dir, stat_cache=cache, committed=committed)
+    assert third.known and third.new_objects == 0 and third.unconfirmed == frozenset()
+    assert asked == [{again.manifest.digest}]  # one question for the whole tree
+
+
+def test_a_partial_match_reuses_the_unchanged_files_of_a_directory(
+    store: ObjectStore, cache: SqliteStatCache, tmp_path: Path, hashed: list[str]
+) -> None:
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(50):
+        (root / f"f{i:02d}.txt").write_text(f"file {i}\n")
+    _age(root)
+    snapshot_local(store, root, stat_cache=cache)
+    (root / "f07.txt").write_text("changed\n")
+    (root / "f99.txt").write_text("new\n")
+    (root / "f20.txt").unlink()
+    _age(root, OLD + 10**9)
+    hashed.clear()
+    snap = snapshot_local(store, root, stat_cache=cache)
+    # every file has a new mtime now, so all are hashed once; a second run reads none
+    assert len(hashed) == 50
+    hashed.clear()
+    snap2 = snapshot_local(store, root, stat_cache=cache)
+    assert hashed == [] and snap2.manifest.digest == snap.manifest.digest
+    (root / "f08.txt").write_text("changed again\n")
+    os.utime(root / "f08.txt", ns=(OLD + 5 * 10**9, OLD + 5 * 10**9))
+    hashed.clear()
+    snapshot_local(store, root, stat_cache=cache)
+    assert [Path(p).name for p in hashed] == ["f08.txt"]

@@ -21,7 +21,8 @@ from headwater import Catalog, Settings, VersionInfo
 from headwater.errors import InvalidArgument
 from headwater.store import ManifestEntry, ObjectStore
 from headwater.tables import detect_format
-from headwater.tables.formats import format_of, is_data_file, iter_batches
+from headwater.tables.detect import format_of, is_data_file
+from headwater.tables.formats import iter_batches
 from headwater_beam.metrics import counter, report_lineage, version_uri
 from headwater_beam.options import settings_from_options
 

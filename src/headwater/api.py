@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pyarrow as pa
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,9 +31,12 @@ from headwater.store.checkout import checkout, open_entry, read_manifest
 from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
 from headwater.store.statcache import open_stat_cache
-from headwater.tables.formats import concat, detect_format, format_of, is_data_file, read_table
+from headwater.tables.detect import detect_format, format_of, is_data_file
 from headwater.version import Version as VersionHandle
 from headwater.version import VersionInfo
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,8 @@ class Catalog(ReportsMixin):
         )
 
     def read_table(self, version: VersionInfo, *, columns: Sequence[str] | None = None) -> pa.Table:
+        from headwater.tables.formats import concat, read_table
+
         manifest = self.manifest_of(version)
         fmt = detect_format(e.path for e in manifest)
         if fmt is None:

@@ -22,10 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
 from headwater.errors import InvalidArgument
 
 KINDS = ("table", "histogram", "figure", "samples", "scalar")
@@ -86,6 +82,10 @@ def check_size(p: ReportPayload, max_bytes: int) -> ReportPayload:
 # -- tables -------------------------------------------------------------------------------------
 def table_payload(name: str, data: Any) -> ReportPayload:
     """An Arrow table, a pandas DataFrame, CSV text, or a path to a CSV/Parquet file."""
+    import pyarrow as pa  # imported on use: most runs log no table report
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if isinstance(data, pa.Table):
         table = data
     elif type(data).__name__ == "DataFrame" and hasattr(data, "to_parquet"):

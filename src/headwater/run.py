@@ -26,13 +26,13 @@ from headwater.lineage.base import RunEvent
 from headwater.refs import DatasetName, check_label, check_name
 from headwater.reporting import StoredReport, insert_report, store_payload, write_annotation
 from headwater.reports import build_payload
-from headwater.staging import Staged, profile_manifest, publish_manifest, stage
+from headwater.staging import KnownVersions, Staged, profile_manifest, publish_manifest, stage
 from headwater.store.manifest import Manifest, ManifestEntry
-from headwater.tables.profile import TableProfile
 from headwater.version import VersionInfo
 
 if TYPE_CHECKING:
     from headwater.api import Catalog
+    from headwater.tables.profile import TableProfile
     from headwater.version import Version as VersionHandle
 
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
@@ -208,11 +208,42 @@ class RunContext:
             source_options=cat.settings.store_options,
             reference=reference,
             progress=cat.progress,
+            known=self._known_versions(),
         )
         return self._add(snap.manifest, profile, name=str(ds_name), type=type, metadata=metadata,
                          stats=stats, parents=parents, reference=reference, key=key,
                          new_objects=snap.new_objects, new_bytes=snap.new_bytes, label=label,
-                         description=description, properties=properties)
+                         description=description, properties=properties,
+                         unconfirmed=snap.unconfirmed)
+
+    def _known_versions(self) -> KnownVersions:
+        """Lookups of versions already committed in the catalog's store (see ``KnownVersions``)."""
+        cat = self.catalog
+        url = cat.store.url
+        committed = (Version.store_url == url, Version.state == "committed",
+                     Version.kind != "reference")
+
+        def manifests(digests: set[str]) -> set[str]:
+            with cat.session() as s:
+                return set(s.scalars(select(Version.digest).where(
+                    Version.digest.in_(sorted(digests)), *committed)))
+
+        def profile(digest: str) -> TableProfile | None:
+            with cat.session() as s:
+                v = s.scalars(select(Version).where(Version.digest == digest, *committed)
+                              .order_by(Version.id.desc()).limit(1)).first()
+                if v is None or v.kind != "table":
+                    return None
+                from headwater.tables.profile import TableProfile
+
+                stats = v.stats or {}
+                return TableProfile(
+                    format=str(stats.get("format", "")), rows=int(v.row_count or 0),
+                    schema=list(v.schema or []), null_counts=dict(stats.get("null_counts", {})),
+                    fingerprint=v.table_fingerprint or "",
+                )
+
+        return KnownVersions(manifests=manifests, profile=profile)
 
     def log_objects(
         self,
@@ -255,12 +286,13 @@ class RunContext:
         parents: Iterable[str | VersionInfo], reference: bool, key: Sequence[str] | None,
         new_objects: int, new_bytes: int, label: str | None = None,
         description: str | None = None, properties: Mapping[str, Any] | None = None,
+        unconfirmed: frozenset[str] | None = None,
     ) -> Staged:
         cat = self.catalog
         if label is not None:
             check_label(label)
         parent_refs = tuple(cat._pin(p) for p in parents)
-        publish_manifest(cat.store, manifest)
+        publish_manifest(cat.store, manifest, unconfirmed=unconfirmed)
         meta = dict(metadata or {})
         if key is not None:
             meta["key"] = list(key)

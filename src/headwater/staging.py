@@ -7,14 +7,12 @@ objects, which ``gc`` reclaims; it never leaves a half-written version.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from headwater import _failpoints
 from headwater.errors import InvalidArgument, RunFailed
@@ -24,13 +22,16 @@ from headwater.store.checkout import open_entry
 from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
 from headwater.store.snapshot import (
+    CommittedLookup,
     Snapshot,
     snapshot_local,
     snapshot_reference,
     snapshot_remote,
 )
-from headwater.tables.formats import detect_format, format_of, is_data_file, iter_batches
-from headwater.tables.profile import TableProfile, TableProfiler
+from headwater.tables.detect import detect_format, format_of, is_data_file
+
+if TYPE_CHECKING:
+    from headwater.tables.profile import TableProfile
 
 TABLE_FILE = "part-00000.parquet"
 
@@ -63,14 +64,47 @@ class Staged:
         return "table" if self.profile is not None else "files"
 
 
+@dataclass(frozen=True)
+class KnownVersions:
+    """What the catalog can say about content already committed in the store being written.
+
+    A snapshot whose manifest is a committed version's needs no existence check and no table
+    profile: the objects are there (``gc`` keeps what committed versions refer to) and the
+    profile is in the catalog row. Re-logging unchanged data therefore costs the walk alone.
+    """
+
+    manifests: CommittedLookup
+    profile: Callable[[str], TableProfile | None]
+
+
 def _is_dataframe(obj: object) -> bool:
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "to_parquet")
 
 
-def _profile(manifest: Manifest, opener: Callable[[str], BinaryIO]) -> TableProfile | None:
-    fmt = detect_format(e.path for e in manifest)
+def _is_arrow_table(obj: object) -> bool:
+    # without importing pyarrow (~0.15 s): if nobody imported it, obj cannot be one of its tables
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(obj, pa.Table)
+
+
+def _profile(
+    manifest: Manifest,
+    opener: Callable[[str], BinaryIO],
+    formats: frozenset[str | None] | None = None,
+) -> TableProfile | None:
+    """Profile the table files of ``manifest``; ``formats`` (the formats of its data files, if
+    the snapshot already knows them) spares a pass over every path."""
+    if formats is not None:
+        fmt = next(iter(formats)) if len(formats) == 1 else None
+    else:
+        fmt = detect_format(e.path for e in manifest)
     if fmt is None or len(manifest) == 0:
         return None
+    import pyarrow as pa
+
+    from headwater.tables.formats import iter_batches
+    from headwater.tables.profile import TableProfiler
+
     profiler = TableProfiler(fmt)
     for entry in manifest:
         if not is_data_file(entry.path) or format_of(entry.path) != fmt:
@@ -93,9 +127,19 @@ def stage(
     source_options: Mapping[str, Any],
     reference: bool = False,
     progress: Progress | None = None,
+    known: KnownVersions | None = None,
 ) -> tuple[Snapshot, TableProfile | None]:
-    """Write ``data`` (path, URI, Arrow table or DataFrame) into ``store``; profile tables."""
-    if isinstance(data, pa.Table) or _is_dataframe(data):
+    """Write ``data`` (path, URI, Arrow table or DataFrame) into ``store``; profile tables.
+
+    ``known`` lets a local snapshot skip existence checks and profiling for content the catalog
+    has already committed.
+    """
+    if _is_arrow_table(data) or _is_dataframe(data):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from headwater.tables.profile import TableProfiler
+
         if reference:
             raise InvalidArgument(
                 "reference mode tracks existing files; an in-memory table "
@@ -124,10 +168,13 @@ def stage(
         local = Path(text.removeprefix("file://")).expanduser()
         if not local.exists():
             raise InvalidArgument(f"path {str(local)!r} does not exist")
-        snap = snapshot_local(store, local, progress=progress, stat_cache=store.stat_cache)
+        snap = snapshot_local(store, local, progress=progress, stat_cache=store.stat_cache,
+                              committed=known.manifests if known is not None else None)
         _failpoints.hit("stage.after_objects")
+        if snap.known and known is not None:
+            return snap, known.profile(snap.manifest.digest)
         root = local if local.is_dir() else local.parent
-        profile = _profile(snap.manifest, lambda rel: open(root / rel, "rb"))  # noqa: SIM115 - closed by _profile
+        profile = _profile(snap.manifest, lambda rel: open(root / rel, "rb"), snap.formats)  # noqa: SIM115 - closed by _profile
         return snap, profile
     else:
         snap = snapshot_remote(store, text, options=source_options, progress=progress)
@@ -145,9 +192,18 @@ def profile_manifest(store: ObjectStore, manifest: Manifest) -> TableProfile | N
     return _profile(manifest, lambda rel: open_entry(store, by_path[rel], options={}))
 
 
-def publish_manifest(store: ObjectStore, manifest: Manifest) -> None:
-    """Verify every object is present, then write the manifest object (stage → verify → publish)."""
-    digests = {e.digest for e in manifest if e.digest is not None}
+def publish_manifest(
+    store: ObjectStore, manifest: Manifest, *, unconfirmed: frozenset[str] | None = None
+) -> None:
+    """Verify the objects are present, then write the manifest object (stage → verify → publish).
+
+    ``unconfirmed``: the only digests that need the check (the snapshot published or proved
+    safe all the others, see :class:`~headwater.store.snapshot.Snapshot`); None checks all.
+    """
+    if unconfirmed is None:
+        digests = {e.digest for e in manifest if e.digest is not None}
+    else:
+        digests = set(unconfirmed)
     missing = store.missing(digests)
     if missing:
         raise RunFailed(

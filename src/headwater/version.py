@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pyarrow as pa
-
 from headwater.errors import HeadwaterError, InvalidArgument
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from headwater.api import Catalog
     from headwater.store.manifest import Manifest
 

@@ -126,10 +126,26 @@ def _header() -> str:
     return _dumps({"format": FORMAT, "hash": HASH_NAME, "version": FORMAT_VERSION})
 
 
-class Manifest:
-    """An immutable, path-sorted list of entries with canonical bytes and a root digest."""
+def object_line(path: str, digest: str, size: int) -> str:
+    """The canonical line (without newline) of a stored-object entry, as ``to_line`` makes it.
 
-    __slots__ = ("_bytes", "_digest", "entries")
+    For writers that build a manifest's bytes directly (a snapshot of 100k files) instead of an
+    entry object per file; ``path`` must already be a checked relative path.
+    """
+    if '"' not in path:
+        return f'{{"digest":"{digest}","path":"{path}","size":{size}}}'
+    return _dumps({"digest": digest, "path": path, "size": size})
+
+
+class Manifest:
+    """An immutable, path-sorted list of entries with canonical bytes and a root digest.
+
+    Built from entries (sorted and checked here), or by :meth:`from_canonical_body` from lines a
+    writer already produced in canonical order; then the entries are parsed only if asked for,
+    so logging an unchanged 100k-file tree never creates 100k entry objects.
+    """
+
+    __slots__ = ("_body", "_bytes", "_count", "_digest", "_entries", "_total")
 
     def __init__(self, entries: Iterable[ManifestEntry]) -> None:
         ordered = sorted(entries, key=lambda e: e.path)
@@ -145,27 +161,59 @@ class Manifest:
                     raise UnsafePath(
                         f"{e.path[:cut]!r} is both a file and a directory in one manifest")
                 cut = e.path.rfind("/", 0, cut)
-        self.entries: tuple[ManifestEntry, ...] = tuple(ordered)
+        self._entries: tuple[ManifestEntry, ...] | None = tuple(ordered)
+        self._body: bytes | None = None
+        self._count = len(self._entries)
+        self._total = sum(e.size for e in self._entries)
         self._bytes: bytes | None = None
         self._digest: str | None = None
 
+    @classmethod
+    def from_canonical_body(cls, body: bytes, *, count: int, total_size: int) -> Manifest:
+        """A manifest whose entry lines (``\n``-terminated, in ascending path order, each
+        exactly as :func:`object_line` writes it) a writer has already produced.
+
+        The caller vouches for order and uniqueness (a directory walk gives both); the entries
+        are parsed, and every path checked again, the first time :attr:`entries` is read.
+        """
+        self = object.__new__(cls)
+        self._entries = None
+        self._body = body
+        self._count = count
+        self._total = total_size
+        self._bytes = None
+        self._digest = None
+        return self
+
+    @property
+    def entries(self) -> tuple[ManifestEntry, ...]:
+        if self._entries is None:
+            body = self._body or b""
+            self._entries = tuple(iter_entries([_header(), *body.splitlines()]))
+        return self._entries
+
     def __len__(self) -> int:
-        return len(self.entries)
+        return self._count
 
     def __iter__(self) -> Iterator[ManifestEntry]:
         return iter(self.entries)
 
     @property
     def total_size(self) -> int:
-        return sum(e.size for e in self.entries)
+        return self._total
 
     @property
     def is_reference(self) -> bool:
-        return any(e.source is not None for e in self.entries)
+        if self._entries is None:
+            return False  # a canonical body holds stored-object entries only
+        return any(e.source is not None for e in self._entries)
 
     def iter_chunks(self, lines_per_chunk: int = 8192) -> Iterator[bytes]:
         """The canonical bytes in pieces, so a large manifest is hashed or written streaming."""
         yield (_header() + "\n").encode("utf-8")
+        if self._body is not None:
+            yield self._body
+            return
         for start in range(0, len(self.entries), lines_per_chunk):
             part = self.entries[start : start + lines_per_chunk]
             yield ("\n".join([e.to_line() for e in part]) + "\n").encode("utf-8")

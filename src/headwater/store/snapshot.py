@@ -19,7 +19,6 @@ prefix) then says which to upload, and those are uploaded in parallel, re-hashed
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import time
@@ -36,23 +35,56 @@ from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
 from headwater.store import backends
 from headwater.store.hashing import CHUNK, hash_bytes, hash_open_file, read_file
-from headwater.store.manifest import Manifest, ManifestEntry, ReferenceSource
+from headwater.store.manifest import (
+    _NEEDS_FULL_CHECK,
+    Manifest,
+    ManifestEntry,
+    ReferenceSource,
+    object_line,
+)
 from headwater.store.objects import ObjectStore
-from headwater.store.statcache import RECENT_NS, NullStatCache, StatCache
+from headwater.store.paths import check_relpath
+from headwater.store.statcache import (
+    RECENT_NS,
+    DirRecord,
+    FileStat,
+    NullStatCache,
+    StatCache,
+    StatScan,
+    match,
+    pack_digests,
+    pack_stats,
+)
+from headwater.tables.detect import format_of, is_data_file
 
-HASH_WORKERS = 4
+HASH_WORKERS = 2
 UPLOAD_WORKERS = 16
-#: Files walked (and looked up in the stat cache) per batch handed to the hashing threads.
+#: Files per upload task; four times this many walked files may wait for large-file hashes.
 BATCH = 1024
+#: A snapshot longer than this has the commit re-check every object: the ones it published first
+#: may be older than ``gc``'s grace period (1 h by default) by the time it commits.
+RECHECK_ALL_AFTER_S = 1800.0
 #: Files up to this size are read whole: hashed and published from one buffer.
 SMALL_MAX = 4 * CHUNK
 
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a snapshot staged.
+
+    ``known``: the manifest is that of a version already committed in this store (so its
+    objects are there and its profile is in the catalog). ``unconfirmed``: digests the snapshot
+    found already present without knowing a committed version refers to them — the only ones a
+    concurrent ``gc`` could still take, so the only ones the commit re-checks; None: re-check
+    every object. ``formats``: the table formats of the data files (None: not known here).
+    """
+
     manifest: Manifest
     new_objects: int
     new_bytes: int
+    known: bool = False
+    unconfirmed: frozenset[str] | None = None
+    formats: frozenset[str | None] | None = None
 
 
 class LocalFile(NamedTuple):
@@ -65,56 +97,117 @@ class LocalFile(NamedTuple):
     inode: int
 
 
-def _children(directory: str) -> list[tuple[str, os.DirEntry[str], bool]]:
-    """A directory's entries sorted so that a depth-first walk yields paths in sorted order.
+#: Which manifest digests (of a snapshot's and of its stat-cache rows) are committed versions
+#: in the store being written: their objects are present and stay present.
+CommittedLookup = Callable[[set[str]], set[str]]
 
-    Sorting a directory by ``name + "/"`` (and files by ``name``) orders it exactly as the full
-    paths under it sort as strings, so the walk needs no global sort.
+
+class _Dir:
+    """One listed directory: its regular files (name order) and, once known, their digests."""
+
+    __slots__ = ("digests", "files", "formats", "key", "path", "prefix", "reused", "source")
+
+    def __init__(self, path: str, prefix: str, key: str, files: list[FileStat]) -> None:
+        self.path = path  # absolute directory (or, for a single-file root, that file)
+        self.prefix = prefix  # manifest path prefix of its files ("" or "a/b/")
+        self.key = key  # stat-cache key
+        self.files = files
+        self.digests: list[Any] = []  # str, or a Future of (digest, size) while being hashed
+        self.reused = False  # the stat-cache row matched as a whole
+        self.source = ""  # the reused row's source
+        self.formats = ""  # the stat cache's formats value, for the row recorded
+
+    def file_path(self, i: int) -> str:
+        return self.path if not self.key.endswith("/") else f"{self.path}/{self.files[i][0]}"
+
+
+def _list_dir(directory: str) -> tuple[list[FileStat], list[int | str]]:
+    """A directory's regular files sorted by name, and the order in which its files and
+    subdirectories appear in a sorted walk: run lengths of files (int) between subdirectory
+    names (str).
+
+    Sorting by ``name + "/"`` for folders orders entries exactly as the full paths under them
+    sort as strings, so a pre-order walk yields paths in manifest order with no global sort,
+    and visits directories in ascending order of ``path + "/"`` (the stat cache's key order).
+    Symbolic links to files are followed; links to directories are not descended (as
+    ``os.walk`` does); an entry that disappears during the walk is skipped.
     """
-    out = []
+    keyed: list[tuple[str, str, os.stat_result | None]] = []
     with os.scandir(directory) as it:
         for entry in it:
             try:
-                is_dir = entry.is_dir(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    keyed.append((entry.name + "/", entry.name, None))
+                    continue
+                st: os.stat_result = entry.stat()  # follows a symlink, as is_file() would
             except OSError:
                 continue
-            out.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
-    out.sort(key=itemgetter(0))
-    return out
+            if S_ISREG(st.st_mode):
+                keyed.append((entry.name, entry.name, st))
+    keyed.sort(key=itemgetter(0))
+    files: list[FileStat] = []
+    order: list[int | str] = []
+    run = 0
+    for _, name, found in keyed:
+        if found is None:
+            if run:
+                order.append(run)
+                run = 0
+            order.append(name)
+        else:
+            files.append((name, found.st_size, found.st_mtime_ns, found.st_ino))
+            run += 1
+    if run:
+        order.append(run)
+    return files, order
+
+
+#: One run of consecutive files of a directory in manifest order: (dir, start, end).
+_Run = tuple[_Dir, int, int]
+
+
+def _walk(root: str, on_list: Callable[[_Dir], None]) -> Iterator[_Run]:
+    """Runs of files under ``root`` in ascending path order; ``on_list`` sees each directory
+    when it is listed (in ascending key order), before any of its runs is yielded.
+
+    Streams: memory holds one listing per level of the tree.
+    """
+    if os.path.isfile(root):
+        st = os.stat(root)
+        d = _Dir(root, "", root, [(os.path.basename(root), st.st_size, st.st_mtime_ns, st.st_ino)])
+        on_list(d)
+        yield d, 0, 1
+        return
+    if not os.path.isdir(root):
+        raise InvalidArgument(f"path {root!r} does not exist")
+
+    def open_dir(path: str, prefix: str) -> tuple[_Dir, Iterator[int | str], list[int]]:
+        if prefix and _NEEDS_FULL_CHECK.search(prefix) is not None:
+            check_relpath(prefix[:-1])
+        files, order = _list_dir(path)
+        d = _Dir(path, prefix, path + "/", files)
+        on_list(d)
+        return d, iter(order), [0]
+
+    stack = [open_dir(root, "")]
+    while stack:
+        d, order, pos = stack[-1]
+        for step in order:
+            if isinstance(step, str):
+                stack.append(open_dir(f"{d.path}/{step}", f"{d.prefix}{step}/"))
+                break
+            yield d, pos[0], pos[0] + step
+            pos[0] += step
+        else:
+            stack.pop()
 
 
 def scan_local(source: Path | str) -> Iterator[LocalFile]:
-    """Every regular file under ``source`` (or ``source`` itself), in ascending path order.
-
-    Streams: memory holds one sorted directory listing per level of the tree. Symbolic links to
-    files are followed, links to directories are not descended (as ``os.walk`` does); a file that
-    disappears during the walk is skipped.
-    """
-    top = os.path.abspath(source)
-    if os.path.isfile(top):
-        st = os.stat(top)
-        yield LocalFile(os.path.basename(top), top, st.st_size, st.st_mtime_ns, st.st_ino)
-        return
-    if not os.path.isdir(top):
-        raise InvalidArgument(f"path {str(source)!r} does not exist")
-    stack: list[tuple[str, Iterator[tuple[str, os.DirEntry[str], bool]]]] = [
-        ("", iter(_children(top)))
-    ]
-    while stack:
-        prefix, entries = stack[-1]
-        for _, entry, is_dir in entries:
-            if is_dir:
-                stack.append((f"{prefix}{entry.name}/", iter(_children(entry.path))))
-                break
-            try:
-                st = entry.stat()  # follows a symlink, as is_file() would
-            except FileNotFoundError:
-                continue
-            if S_ISREG(st.st_mode):
-                yield LocalFile(prefix + entry.name, entry.path, st.st_size, st.st_mtime_ns,
-                                st.st_ino)
-        else:
-            stack.pop()
+    """Every regular file under ``source`` (or ``source`` itself), in ascending path order."""
+    for d, start, end in _walk(os.path.abspath(source), lambda d: None):
+        for i in range(start, end):
+            name, size, mtime_ns, inode = d.files[i]
+            yield LocalFile(d.prefix + name, d.file_path(i), size, mtime_ns, inode)
 
 
 def list_local(source: Path) -> list[tuple[str, Path]]:
@@ -123,11 +216,13 @@ def list_local(source: Path) -> list[tuple[str, Path]]:
 
 
 class _Ingest:
-    """Hashes files in worker threads and, into a local store, publishes the new ones at once.
+    """Hashes files and, into a local store, publishes the new ones at once.
 
     Into a local store each prefix directory is listed once per snapshot and the listing is then
     kept (and extended) in memory, so a digest is checked and *claimed* with a set lookup: two
-    files with the same bytes are published once, whichever thread gets there first.
+    files with the same bytes are published once, whichever thread gets there first. A digest
+    found already there is remembered as *existing*: nothing committed may refer to it, so the
+    commit checks it once more (see :class:`Snapshot`).
     """
 
     def __init__(self, store: ObjectStore) -> None:
@@ -135,6 +230,7 @@ class _Ingest:
         self.publish = store.local
         self.new_objects = 0
         self.new_bytes = 0
+        self.existing: set[str] = set()
         self._present: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._started = time.time_ns()
@@ -148,6 +244,7 @@ class _Ingest:
                 names = self._present.setdefault(prefix, listed)
         with self._lock:
             if name in names:
+                self.existing.add(digest)
                 return False
             names.add(name)
             return True
@@ -186,10 +283,131 @@ class _Ingest:
         return digest, before.st_size
 
 
-def _batched(items: Iterable[LocalFile], n: int) -> Iterator[list[LocalFile]]:
-    it = iter(items)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
+def _formats(names: Iterable[str]) -> str:
+    """The stat cache's ``formats`` value: table formats of the data files among ``names``."""
+    found = {format_of(n) or "" for n in names if is_data_file(n)}
+    return ",".join(sorted(found)) if found else "-"
+
+
+class _Build:
+    """The state of one :func:`snapshot_local`: manifest lines, counts, what to check later."""
+
+    def __init__(self, store: ObjectStore, scan: StatScan, pool: ThreadPoolExecutor,
+                 progress: Progress, committed: CommittedLookup | None) -> None:
+        self.store, self.scan, self.pool, self.progress = store, scan, pool, progress
+        self.committed = committed
+        self._sources: dict[str, bool] = {}
+        self.ingest = _Ingest(store)
+        self.parts: list[bytes] = []
+        self.count = 0
+        self.total = 0
+        self.formats: set[str] = set()
+        #: files whose digest came from a stat-cache row of an uncommitted manifest: checked
+        self.unvouched: list[tuple[_Dir, int]] = []
+        self.hashed: list[tuple[_Dir, int]] = []  # read this time, into a remote store
+        self.pending: deque[_Run] = deque()
+        self.pending_files = 0
+
+    def is_committed(self, source: str) -> bool:
+        """Whether ``source`` (a manifest digest) is a committed version in the store; asked
+        once per distinct source, which is one query for a typical re-log."""
+        ok = self._sources.get(source)
+        if ok is None:
+            ok = bool(source) and source in _committed(self.committed, {source})
+            self._sources[source] = ok
+        return ok
+
+    # -- a directory is listed: take what the cache vouches for, hash the rest ------------------
+    def listed(self, d: _Dir) -> None:
+        if not d.files:
+            return
+        blob = pack_stats(d.files)
+        row = self.scan.lookup(d.key)
+        cached, whole = match(row, d.files, blob, self.scan.started_ns)
+        if whole and row is not None:
+            d.digests, d.reused, d.source = cached, True, row.source
+            if not self.is_committed(row.source):
+                self.unvouched.extend((d, i) for i in range(len(cached)))
+            self.formats.update(row.formats.split(",") if row.formats != "-" else ())
+            self.progress.advance(len(d.files))
+            return
+        names = [f[0] for f in d.files] if d.key.endswith("/") else [d.files[0][0]]
+        formats = _formats(names)
+        self.formats.update(formats.split(",") if formats != "-" else ())
+        digests: list[Any] = []
+        vouched = row is not None and self.is_committed(row.source)
+        for i, digest in enumerate(cached):
+            if digest is not None:
+                digests.append(digest)
+                if not vouched:
+                    self.unvouched.append((d, i))
+                continue
+            size = d.files[i][1]
+            if size <= SMALL_MAX:  # syscall-bound: inline (threads would only trade the GIL)
+                digests.append(self.ingest(d.file_path(i), size))
+            else:  # BLAKE3 and the kernel copy run without the GIL: in parallel
+                digests.append(self.pool.submit(self.ingest, d.file_path(i), size))
+        d.digests = digests
+        d.formats = formats
+        self.progress.advance(sum(1 for x in cached if x is not None))
+
+    # -- a run is ready to become manifest lines -------------------------------------------------
+    def add_run(self, run: _Run) -> None:
+        self.pending.append(run)
+        self.pending_files += run[2] - run[1]
+        while self.pending and self.pending_files > 4 * BATCH:
+            self._emit(self.pending.popleft())
+
+    def flush(self) -> None:
+        while self.pending:
+            self._emit(self.pending.popleft())
+
+    def _emit(self, run: _Run) -> None:
+        d, start, end = run
+        self.pending_files -= end - start
+        files, digests, prefix = d.files, d.digests, d.prefix
+        for i in range(start, end):
+            value = digests[i]
+            if not isinstance(value, str):
+                digest, size = value.result() if isinstance(value, Future) else value
+                if size != files[i][1]:  # changed while being read: do not cache its stat
+                    name, _, mtime, _inode = files[i]
+                    files[i] = (name, size, mtime, -1)
+                digests[i] = digest
+                if not self.ingest.publish:
+                    self.hashed.append((d, i))
+                self.progress.advance()
+        lines = []
+        check = not d.reused  # a reused row's names were checked when it was written
+        single = not d.key.endswith("/")
+        for i in range(start, end):
+            name, size = files[i][0], files[i][1]
+            rel = prefix + name
+            if single or (check and _NEEDS_FULL_CHECK.search(name) is not None):
+                check_relpath(rel)
+            lines.append(object_line(rel, digests[i], size))
+            self.total += size
+        self.count += end - start
+        text = "\n".join(lines) + "\n"
+        try:
+            self.parts.append(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                f"a file name in {d.path!r} is not valid UTF-8; rename it to log this directory"
+            ) from None
+        if end == len(files) and not d.reused:
+            self._record(d)
+
+    def _record(self, d: _Dir) -> None:
+        limit = self.scan.started_ns - RECENT_NS
+        digests = [dg if st[2] <= limit and st[3] != -1 else None
+                   for st, dg in zip(d.files, d.digests, strict=True)]
+        self.scan.record(d.key, DirRecord(pack_stats(d.files), pack_digests(digests), d.formats,
+                                          ""))
+
+    def manifest(self) -> Manifest:
+        return Manifest.from_canonical_body(b"".join(self.parts), count=self.count,
+                                            total_size=self.total)
 
 
 def snapshot_local(
@@ -198,84 +416,89 @@ def snapshot_local(
     *,
     progress: Progress | None = None,
     stat_cache: StatCache | None = None,
+    committed: CommittedLookup | None = None,
 ) -> Snapshot:
     """Hash every file under ``source`` and put the ones the store lacks into it.
 
     ``stat_cache`` (default: none) supplies the digests of files unchanged since they were last
-    hashed on this machine; their objects are still checked for in the store, in one batch.
+    hashed on this machine. Their objects are known present when the manifest the cache row was
+    written for is a committed version in this store (``committed`` answers that, in one query);
+    otherwise they are checked for in one batch, and uploaded again if gone.
     """
     progress = progress or NullProgress()
     cache = stat_cache if stat_cache is not None else NullStatCache()
     root = os.path.abspath(source)
-    ingest = _Ingest(store)
-    entries: list[ManifestEntry | None] = []
-    from_cache: list[int] = []  # entries whose digest the stat cache gave (not read this time)
+    began = time.monotonic()
     progress.start(f"hashing {source}", None)
     try:
         with cache.scan(root) as scan, ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
-            pending: deque[tuple[list[tuple[int, LocalFile]], list[Future[tuple[str, int]]]]]
-            pending = deque()
-
-            def collect() -> None:
-                todo, futures = pending.popleft()
-                for (i, f), future in zip(todo, futures, strict=True):
-                    digest, size = future.result()
-                    entries[i] = ManifestEntry.of_local_file(f.rel, digest, size)
-                    if size == f.size:  # else it changed while being read: do not cache it
-                        scan.record(f.path, f.size, f.mtime_ns, f.inode, digest)
-                progress.advance(len(todo))
-
-            for batch in _batched(scan_local(root), BATCH):
-                todo = []
-                for f in batch:
-                    digest = scan.lookup(f.path, f.size, f.mtime_ns, f.inode)
-                    if digest is None:
-                        todo.append((len(entries), f))
-                        entries.append(None)
-                    else:
-                        from_cache.append(len(entries))
-                        entries.append(ManifestEntry.of_local_file(f.rel, digest, f.size))
-                progress.advance(len(batch) - len(todo))
-                pending.append((todo, [pool.submit(ingest, f.path, f.size) for _, f in todo]))
-                if len(pending) > 2:  # keep the pool busy while the walk goes on
-                    collect()
-            while pending:
-                collect()
+            build = _Build(store, scan, pool, progress, committed)
+            try:
+                for run in _walk(root, build.listed):
+                    build.add_run(run)
+                build.flush()
+            except BaseException:
+                scan.finish("", completed=False)  # keep what was hashed; checked next time
+                raise
+            manifest = build.manifest()
+            known = build.is_committed(manifest.digest)
+            corrections: dict[str, tuple[str, int]] = {}
+            unconfirmed: set[str] = set(build.ingest.existing)
+            if not known:
+                check = build.unvouched + build.hashed
+                corrections = _upload_missing(store, check, build.ingest, progress, unconfirmed)
+                # reused rows of an uncommitted manifest were just checked: re-source them
+                for key in dict.fromkeys(d.key for d, _ in build.unvouched if d.reused):
+                    scan.keep(key)
+            if corrections:
+                manifest = _corrected(manifest, corrections)
+            scan.finish(manifest.digest)
     finally:
         progress.stop()
-    done: list[ManifestEntry] = entries  # type: ignore[assignment]  # every slot was filled
-    single = os.path.isfile(root)
+    formats = frozenset(f or None for f in build.formats)
+    long_ago = time.monotonic() - began > RECHECK_ALL_AFTER_S
+    return Snapshot(manifest, build.ingest.new_objects, build.ingest.new_bytes,
+                    known=known and not corrections,
+                    unconfirmed=None if long_ago and not known else frozenset(unconfirmed),
+                    formats=formats)
 
-    def abs_path(rel: str) -> str:
-        return root if single else os.path.join(root, rel)
 
-    # into a local store only the digests the stat cache gave need checking (their objects may
-    # have been collected since); into a remote one nothing has been uploaded yet
-    check = from_cache if ingest.publish else list(range(len(done)))
-    _upload_missing(store, done, check, abs_path, ingest, progress)
-    return Snapshot(Manifest(done), ingest.new_objects, ingest.new_bytes)
+def _committed(lookup: CommittedLookup | None, digests: set[str]) -> set[str]:
+    digests.discard("")
+    return lookup(digests) if lookup is not None and digests else set()
+
+
+def _corrected(manifest: Manifest, corrections: dict[str, tuple[str, int]]) -> Manifest:
+    entries = []
+    for e in manifest:
+        fix = corrections.get(e.path)
+        entries.append(e if fix is None else ManifestEntry(e.path, fix[0], fix[1]))
+    return Manifest(entries)
 
 
 def _upload_missing(
     store: ObjectStore,
-    entries: list[ManifestEntry],
-    check: list[int],
-    abs_path: Callable[[str], str],
+    files: list[tuple[_Dir, int]],
     ingest: _Ingest,
     progress: Progress,
-) -> None:
-    """Ask the store once which of ``entries[check]`` it lacks; put those, re-hashed.
+    unconfirmed: set[str],
+) -> dict[str, tuple[str, int]]:
+    """Ask the store once which of these files' objects it lacks; put those, re-hashed.
 
-    A file re-read here that no longer hashes to its digest (it changed, or its stat cache entry
-    was stale) is logged with the digest of what was read, which is what gets stored.
+    Digests found present are added to ``unconfirmed``. A file re-read here that no longer
+    hashes to its digest (it changed, or its stat cache entry was stale) is logged with the
+    digest of what was read, which is what gets stored: returned as ``{path: (digest, size)}``.
     """
-    if not check:
-        return
-    missing = store.missing({entries[i].digest or "" for i in check})
-    todo = [i for i in check if entries[i].digest in missing]
+    if not files:
+        return {}
+    wanted = {d.digests[i] for d, i in files}
+    missing = store.missing(wanted)
+    unconfirmed |= wanted - missing
+    todo = [(d, i) for d, i in files if d.digests[i] in missing]
     if not todo:
-        return
+        return {}
     published: set[str] = set()
+    corrections: dict[str, tuple[str, int]] = {}
     lock = threading.Lock()
 
     def claim(digest: str) -> bool:
@@ -287,25 +510,24 @@ def _upload_missing(
 
     progress.start("uploading", len(todo))
 
-    def put(i: int) -> None:
-        entry = entries[i]
-        digest = entry.digest or ""
-        path = abs_path(entry.path)
-        if entry.size <= SMALL_MAX:
-            data = read_file(path, entry.size)
+    def put(d: _Dir, i: int) -> None:
+        digest, size, path = d.digests[i], d.files[i][1], d.file_path(i)
+        if size <= SMALL_MAX:
+            data = read_file(path, size)
             actual = hash_bytes(data)
-            if actual != digest or len(data) != entry.size:
-                entries[i] = ManifestEntry.of_local_file(entry.path, actual, len(data))
+            if actual != digest or len(data) != size:
+                with lock:
+                    corrections[d.prefix + d.files[i][0]] = (actual, len(data))
             if claim(actual) and store.publish_bytes(data, actual):
                 ingest._count(len(data))
         elif claim(digest):
             store.put_file(path, digest, check=False)  # re-hashed; RunFailed if it changed
-            ingest._count(entry.size)
+            ingest._count(size)
         progress.advance()
 
-    def put_batch(batch: list[int]) -> None:
-        for i in batch:
-            put(i)
+    def put_batch(batch: list[tuple[_Dir, int]]) -> None:
+        for d, i in batch:
+            put(d, i)
 
     # one task per batch (not per file): a million pending futures would cost ~1 GB
     per_task = 16 if not store.local else BATCH
@@ -317,6 +539,7 @@ def _upload_missing(
                 pass
     finally:
         progress.stop()
+    return corrections
 
 
 def _list_remote(

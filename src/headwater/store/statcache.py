@@ -1,4 +1,4 @@
-"""The stat cache: which digest a local file had when it last had this size, mtime and inode.
+"""The stat cache: which digests a directory's files had when they last had these stats.
 
 Logging a big directory again should cost a ``stat`` per file, not a read: a file whose absolute
 path, size, ``mtime_ns`` and inode are what they were when it was hashed is taken to hold the same
@@ -7,33 +7,43 @@ reads the files (by default beside a SQLite catalog, else ``$HEADWATER_HOME/stat
 a cache, never a source of truth: deleting it only costs a re-hash, and an error while reading or
 writing it is logged and the snapshot goes on without it.
 
+**One row per directory.** A row holds the directory's files as one compact blob (``marshal`` of
+``(name, size, mtime_ns, inode)`` tuples, in name order), their digests (32 bytes each, zeros for
+"unknown"), the table formats of its data files, and ``source``: the root digest of the manifest
+the row was written for. An unchanged directory is recognised by comparing one blob (in C), so a
+re-log of 100k unchanged files does no per-file lookup at all; a changed one falls back to a
+per-file match. Because ``source`` names a manifest, the snapshot can ask the catalog whether that
+manifest was committed: if so every object the row vouches for is in the store (``gc`` never
+collects what a committed version references) and no existence check is needed.
+
 **Same-tick rewrites.** A file rewritten with the same size within one tick of the filesystem's
 clock keeps its mtime. So a file whose mtime is within :data:`RECENT_NS` of the scan's start (or
-in the future) is *recent*: it is always hashed and never cached. Any later write then lands in a
-later tick, which changes the mtime. The window is 2 s because FAT-family filesystems store mtimes
-with 2 s resolution; ext4, XFS, APFS and NTFS are far finer.
+in the future) is *recent*: it is always hashed and its digest is stored as unknown. Any later
+write then lands in a later tick, which changes the mtime. The window is 2 s because FAT-family
+filesystems store mtimes with 2 s resolution; ext4, XFS, APFS and NTFS are far finer.
 
-**Scans.** :meth:`SqliteStatCache.scan` opens one scan of a directory tree. Lookups must come in
-ascending path order (the order :func:`headwater.store.snapshot.scan_local` walks in): the scan
-streams the cached rows under the root in the same order and merge-joins them, so it needs one
-query for the whole tree and no memory per file, and rows it steps over belong to files that are
-gone, which it deletes. New digests are written in batches on a second connection (WAL lets it
-commit while the first one is still reading), not one transaction per file.
+**Scans.** :meth:`SqliteStatCache.scan` opens one scan of a tree. Lookups come in ascending key
+order (a directory's key is its absolute path plus ``/``, and the pre-order walk of
+:mod:`headwater.store.snapshot` visits directories in exactly that order), so the scan streams the
+rows under the root once and merge-joins them: rows it steps over are directories that are gone,
+and are deleted. New rows are buffered (a few dozen bytes per file) and written when the scan
+finishes, with the manifest digest as their source.
 
 Threads: a scan's connections belong to the thread that opened it; snapshot calls it from one
-thread only (the hashing threads never touch it).
+thread only.
 """
 
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from headwater.store.hashing import HASH_NAME
 
@@ -42,22 +52,60 @@ log = logging.getLogger(__name__)
 #: A file modified this recently (relative to the scan's start) is hashed and not cached.
 RECENT_NS = 2_000_000_000
 #: Rows written (or deleted) per transaction.
-WRITE_BATCH = 20_000
+WRITE_BATCH = 2_000
 #: Rows fetched from SQLite per round trip while merge-joining.
-READ_BATCH = 4_096
-SCHEMA_VERSION = 1
-_TABLE = f"files_{HASH_NAME}"
+READ_BATCH = 256
+SCHEMA_VERSION = 2
+_TABLE = f"dirs_{HASH_NAME}"
+_DIGEST = 32
+_UNKNOWN = bytes(_DIGEST)
+
+#: ``(name, size, mtime_ns, inode)`` of one regular file.
+FileStat = tuple[str, int, int, int]
+
+
+class DirRecord(NamedTuple):
+    """What the cache knows of one directory (or single file)."""
+
+    stats: bytes  # marshal.dumps(list[FileStat])
+    digests: bytes  # 32 bytes per file, zeros: unknown
+    formats: str  # table formats of its data files, comma-separated ("" = not a table file)
+    source: str  # root digest of the manifest this row was written for
+
+
+def pack_stats(files: Sequence[FileStat]) -> bytes:
+    # marshal version 2 has no back-references, so equal lists always give equal bytes
+    return marshal.dumps(list(files), 2)
+
+
+def pack_digests(digests: Sequence[str | None]) -> bytes:
+    return b"".join(_UNKNOWN if d is None else bytes.fromhex(d) for d in digests)
 
 
 class StatScan(Protocol):
-    """One scan of one tree: ``lookup`` each file in ascending path order, ``record`` new ones."""
-
-    def lookup(self, path: str, size: int, mtime_ns: int, inode: int) -> str | None:
-        """The cached digest of ``path`` if its stat is unchanged and not recent, else None."""
+    def lookup(self, key: str) -> DirRecord | None:
+        """The row of ``key`` (a directory's absolute path plus ``/``, or a single file's path);
+        keys must be asked for in ascending order."""
         ...
 
-    def record(self, path: str, size: int, mtime_ns: int, inode: int, digest: str) -> None:
-        """Remember ``digest`` for this stat (ignored for recent files)."""
+    def record(self, key: str, row: DirRecord) -> None:
+        """Remember ``row`` for ``key`` (its ``source`` is set when the scan finishes)."""
+        ...
+
+    def keep(self, key: str) -> None:
+        """The row of ``key`` was reused as it is; give it the new source when the scan finishes."""
+        ...
+
+    def finish(self, source: str, *, completed: bool = True) -> None:
+        """Write what was recorded and kept, with ``source`` (the snapshot's manifest digest).
+
+        ``completed=False``: the walk stopped early, so rows it did not reach are not gone.
+        """
+        ...
+
+    @property
+    def started_ns(self) -> int:
+        """Wall-clock time the scan started, for the "recent" rule."""
         ...
 
 
@@ -67,11 +115,51 @@ class StatCache(Protocol):
         ...
 
 
+def match(row: DirRecord | None, files: Sequence[FileStat], blob: bytes,
+          started_ns: int) -> tuple[list[str | None], bool]:
+    """Per file of ``files``, the digest the cache vouches for (None: hash it); and whether the
+    whole row can be reused unchanged.
+
+    ``blob`` is ``pack_stats(files)``: an unchanged directory costs one bytes comparison.
+    """
+    if row is None:
+        return [None] * len(files), False
+    limit = started_ns - RECENT_NS
+    digests = row.digests
+    chunks = [digests[i : i + _DIGEST] for i in range(0, len(digests), _DIGEST)]
+    if (row.stats == blob and _UNKNOWN not in chunks
+            and (not files or max(f[2] for f in files) <= limit)):
+        return [c.hex() for c in chunks], True
+    try:
+        cached = marshal.loads(row.stats)
+    except (EOFError, ValueError, TypeError):
+        return [None] * len(files), False
+    known = {}
+    for i, st in enumerate(cached):
+        d = digests[i * _DIGEST : (i + 1) * _DIGEST]
+        if len(d) == _DIGEST and d != _UNKNOWN:
+            known[tuple(st)] = d.hex()
+    return [known.get(f) if f[2] <= limit else None for f in files], False
+
+
 class _NullScan:
-    def lookup(self, path: str, size: int, mtime_ns: int, inode: int) -> str | None:
+    def __init__(self) -> None:
+        self._t0 = time.time_ns()
+
+    @property
+    def started_ns(self) -> int:
+        return self._t0
+
+    def lookup(self, key: str) -> DirRecord | None:
         return None
 
-    def record(self, path: str, size: int, mtime_ns: int, inode: int, digest: str) -> None:
+    def record(self, key: str, row: DirRecord) -> None:
+        pass
+
+    def keep(self, key: str) -> None:
+        pass
+
+    def finish(self, source: str, *, completed: bool = True) -> None:
         pass
 
 
@@ -100,10 +188,13 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            conn.execute(f"DROP TABLE IF EXISTS {_TABLE}")
+            for (table,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            ).fetchall():
+                conn.execute(f'DROP TABLE "{table}"')  # an older layout: a cache, so start over
             conn.execute(
-                f"CREATE TABLE {_TABLE} (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-                "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, digest BLOB NOT NULL) "
+                f"CREATE TABLE {_TABLE} (key TEXT PRIMARY KEY, stats BLOB NOT NULL, "
+                "digests BLOB NOT NULL, formats TEXT NOT NULL, source TEXT NOT NULL) "
                 "WITHOUT ROWID"
             )
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -114,36 +205,51 @@ def _prepare(conn: sqlite3.Connection) -> None:
 
 
 def _bounds(root: str) -> tuple[str, str]:
-    """``[lo, hi)`` covering every path strictly under the directory ``root``."""
+    """``[lo, hi)`` covering the directory ``root`` and every path under it."""
     prefix = root if root.endswith("/") else root + "/"
     return prefix, prefix[:-1] + chr(ord("/") + 1)
 
 
+def _no_rows(size: int | None = None) -> list[tuple[str, bytes, bytes, str, str]]:
+    return []
+
+
+def _storable(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a name (surrogate escapes): skip it
+        return False
+    return True
+
+
 class _SqliteScan:
-    """Merge-joins the walk with the cached rows under one root; buffers writes."""
+    """Merge-joins the walk with the rows under one root; buffers writes until it finishes."""
 
     def __init__(self, db: str, root: str) -> None:
         self._t0 = time.time_ns()
-        self._reader = _connect(db)
-        _prepare(self._reader)
-        self._writer = _connect(db)
+        self._conn = _connect(db)
+        _prepare(self._conn)
         lo, hi = _bounds(root)
-        self._rows = self._reader.execute(
-            f"SELECT path, size, mtime_ns, inode, digest FROM {_TABLE} "
-            "WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path",
+        self._rows = self._conn.execute(
+            f"SELECT key, stats, digests, formats, source FROM {_TABLE} "
+            "WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key",
             (root, lo, hi),
-        )
-        self._batch: list[tuple[str, int, int, int, bytes]] = []
+        ).fetchmany
+        self._batch: list[tuple[str, bytes, bytes, str, str]] = []
         self._pos = 0
-        self._row: tuple[str, int, int, int, bytes] | None = None
+        self._row: tuple[str, bytes, bytes, str, str] | None = None
         self._advance()
-        self._new: list[tuple[str, int, int, int, bytes]] = []
-        self._gone: list[tuple[str]] = []
-        self._broken = False
+        self._new: list[tuple[str, DirRecord]] = []
+        self._kept: list[str] = []
+        self._gone: list[str] = []
+
+    @property
+    def started_ns(self) -> int:
+        return self._t0
 
     def _advance(self) -> None:
         if self._pos >= len(self._batch):
-            self._batch = self._rows.fetchmany(READ_BATCH) if self._rows is not None else []
+            self._batch = self._rows(READ_BATCH)
             self._pos = 0
             if not self._batch:
                 self._row = None
@@ -151,62 +257,105 @@ class _SqliteScan:
         self._row = self._batch[self._pos]
         self._pos += 1
 
-    def _recent(self, mtime_ns: int) -> bool:
-        return mtime_ns > self._t0 - RECENT_NS
-
-    def lookup(self, path: str, size: int, mtime_ns: int, inode: int) -> str | None:
+    def lookup(self, key: str) -> DirRecord | None:
         row = self._row
-        while row is not None and row[0] < path:
-            self._gone.append((row[0],))
+        while row is not None and row[0] < key:
+            self._gone.append(row[0])
             self._advance()
             row = self._row
-        if row is None or row[0] != path:
+        if row is None or row[0] != key:
             return None
         self._advance()
-        if row[1] != size or row[2] != mtime_ns or row[3] != inode or self._recent(mtime_ns):
+        return DirRecord(row[1], row[2], row[3], row[4])
+
+    def record(self, key: str, row: DirRecord) -> None:
+        if _storable(key):
+            self._new.append((key, row))
+
+    def keep(self, key: str) -> None:
+        self._kept.append(key)
+
+    def finish(self, source: str, *, completed: bool = True) -> None:
+        if completed:  # the walk saw everything: rows not stepped over yet are gone too
+            while self._row is not None:
+                self._gone.append(self._row[0])
+                self._advance()
+        else:
+            self._gone = []
+        self._rows = _no_rows
+        new = [(k, r.stats, r.digests, r.formats, source) for k, r in self._new]
+        kept = [(source, k) for k in self._kept]
+        gone = [(k,) for k in self._gone]
+        self._new, self._kept, self._gone = [], [], []
+        conn = self._conn
+        for start in range(0, max(len(new), len(kept), len(gone)), WRITE_BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                end = start + WRITE_BATCH
+                conn.executemany(f"DELETE FROM {_TABLE} WHERE key = ?", gone[start:end])
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?)", new[start:end]
+                )
+                conn.executemany(f"UPDATE {_TABLE} SET source = ? WHERE key = ?", kept[start:end])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _GuardedScan:
+    """Turns any SQLite error of a scan into a warning: the cache never fails a snapshot."""
+
+    def __init__(self, inner: _SqliteScan, path: str) -> None:
+        self._inner: _SqliteScan | None = inner
+        self._null = _NullScan()
+        self._path = path
+
+    @property
+    def started_ns(self) -> int:
+        return self._inner.started_ns if self._inner is not None else self._null.started_ns
+
+    def _broken(self, exc: sqlite3.Error) -> None:
+        log.warning("stat cache %s not used (%s: %s); files will be hashed again next time",
+                    self._path, type(exc).__name__, exc)
+        if self._inner is not None:
+            self._null = _NullScan()
+            self._null._t0 = self._inner.started_ns
+            self._inner.close()
+        self._inner = None
+
+    def lookup(self, key: str) -> DirRecord | None:
+        if self._inner is None:
             return None
-        digest = row[4]
-        return digest.hex() if len(digest) == 32 else None
+        try:
+            return self._inner.lookup(key)
+        except sqlite3.Error as exc:
+            self._broken(exc)
+            return None
 
-    def record(self, path: str, size: int, mtime_ns: int, inode: int, digest: str) -> None:
-        if self._recent(mtime_ns) or not path.isprintable():
-            return  # recent: unknown; unprintable (e.g. undecodable bytes): not worth the risk
-        self._new.append((path, size, mtime_ns, inode, bytes.fromhex(digest)))
-        if len(self._new) >= WRITE_BATCH:
-            self._flush()
+    def record(self, key: str, row: DirRecord) -> None:
+        if self._inner is not None:
+            self._inner.record(key, row)
 
-    def _flush(self) -> None:
-        new, gone = self._new, self._gone
-        self._new, self._gone = [], []
-        if self._broken or not (new or gone):
+    def keep(self, key: str) -> None:
+        if self._inner is not None:
+            self._inner.keep(key)
+
+    def finish(self, source: str, *, completed: bool = True) -> None:
+        if self._inner is None:
             return
         try:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                self._writer.executemany(f"DELETE FROM {_TABLE} WHERE path = ?", gone)
-                self._writer.executemany(
-                    f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?)", new
-                )
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
+            self._inner.finish(source, completed=completed)
         except sqlite3.Error as exc:
-            self._broken = True
-            log.warning("stat cache not updated (%s: %s); files will be hashed again next time",
-                        type(exc).__name__, exc)
+            self._broken(exc)
 
-    def close(self, *, completed: bool) -> None:
-        try:
-            if completed:  # the walk saw every file: rows not stepped over yet are gone too
-                while self._row is not None:
-                    self._gone.append((self._row[0],))
-                    self._advance()
-            self._rows.close()
-            self._flush()
-        finally:
-            self._reader.close()
-            self._writer.close()
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
 
 
 class SqliteStatCache:
@@ -222,22 +371,38 @@ class SqliteStatCache:
     def scan(self, root: str | Path) -> Iterator[StatScan]:
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            active = _SqliteScan(self.path, str(root))
+            active = _GuardedScan(_SqliteScan(self.path, str(root)), self.path)
         except (sqlite3.Error, OSError) as exc:
             log.warning("stat cache %s unusable (%s: %s); hashing every file",
                         self.path, type(exc).__name__, exc)
             yield _NullScan()
             return
-        completed = False
         try:
             yield active
-            completed = True
         finally:
-            try:
-                active.close(completed=completed)
-            except sqlite3.Error as exc:
-                log.warning("stat cache %s not updated (%s: %s)", self.path,
-                            type(exc).__name__, exc)
+            active.close()
+
+    def files(self) -> dict[str, tuple[int, int, int, str | None]]:
+        """Every file the cache knows: absolute path → (size, mtime_ns, inode, digest or None).
+
+        For inspection and tests; a snapshot never loads the whole cache.
+        """
+        out: dict[str, tuple[int, int, int, str | None]] = {}
+        if not os.path.exists(self.path):
+            return out
+        conn = _connect(self.path)
+        try:
+            _prepare(conn)
+            for key, stats, digests in conn.execute(
+                f"SELECT key, stats, digests FROM {_TABLE} ORDER BY key"
+            ):
+                for i, (name, size, mtime, inode) in enumerate(marshal.loads(stats)):
+                    d = digests[i * _DIGEST : (i + 1) * _DIGEST]
+                    path = key + name if key.endswith("/") else key
+                    out[path] = (size, mtime, inode, None if d == _UNKNOWN else d.hex())
+        finally:
+            conn.close()
+        return out
 
 
 def open_stat_cache(path: str | Path | None) -> StatCache:

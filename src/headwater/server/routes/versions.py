@@ -35,7 +35,8 @@ from headwater.server.deps import (
 )
 from headwater.server.ingest import EXTERNAL
 from headwater.server.redact import redact
-from headwater.tables.formats import detect_format, format_of, is_data_file, read_table
+from headwater.tables.detect import detect_format, format_of, is_data_file
+from headwater.tables.formats import read_table
 from headwater.version import Version as VersionHandle
 
 router = APIRouter(tags=["versions"])
