@@ -8,13 +8,14 @@ a cache, never a source of truth: deleting it only costs a re-hash, and an error
 writing it is logged and the snapshot goes on without it.
 
 **One row per directory.** A row holds the directory's files as one compact blob (``marshal`` of
-``(name, size, mtime_ns, inode)`` tuples, in name order), their digests (32 bytes each, zeros for
-"unknown"), the table formats of its data files, and ``source``: the root digest of the manifest
-the row was written for. An unchanged directory is recognised by comparing one blob (in C), so a
-re-log of 100k unchanged files does no per-file lookup at all; a changed one falls back to a
-per-file match. Because ``source`` names a manifest, the snapshot can ask the catalog whether that
-manifest was committed: if so every object the row vouches for is in the store (``gc`` never
-collects what a committed version references) and no existence check is needed.
+``(name, size, mtime_ns, inode)`` tuples, in name order), their digests (``marshal`` of hex
+strings, ``""`` for "unknown"), the table formats of its data files, and ``source``: the root
+digest of the manifest the row was written for. An unchanged directory is recognised by comparing
+one blob (in C), so a re-log of 100k unchanged files does no per-file lookup at all; a changed one
+falls back to a per-file match. Because ``source`` names a manifest, the snapshot can ask the
+catalog whether that manifest was committed: if so every object the row vouches for is in the
+store (``gc`` never collects what a committed version references) and no existence check is
+needed.
 
 **Same-tick rewrites.** A file rewritten with the same size within one tick of the filesystem's
 clock keeps its mtime. So a file whose mtime is within :data:`RECENT_NS` of the scan's start (or
@@ -55,10 +56,9 @@ RECENT_NS = 2_000_000_000
 WRITE_BATCH = 2_000
 #: Rows fetched from SQLite per round trip while merge-joining.
 READ_BATCH = 256
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _TABLE = f"dirs_{HASH_NAME}"
-_DIGEST = 32
-_UNKNOWN = bytes(_DIGEST)
+_UNKNOWN = ""
 
 #: ``(name, size, mtime_ns, inode)`` of one regular file.
 FileStat = tuple[str, int, int, int]
@@ -68,7 +68,7 @@ class DirRecord(NamedTuple):
     """What the cache knows of one directory (or single file)."""
 
     stats: bytes  # marshal.dumps(list[FileStat])
-    digests: bytes  # 32 bytes per file, zeros: unknown
+    digests: bytes  # marshal.dumps(list[str]), "" where unknown
     formats: str  # table formats of its data files, comma-separated ("" = not a table file)
     source: str  # root digest of the manifest this row was written for
 
@@ -79,7 +79,15 @@ def pack_stats(files: Sequence[FileStat]) -> bytes:
 
 
 def pack_digests(digests: Sequence[str | None]) -> bytes:
-    return b"".join(_UNKNOWN if d is None else bytes.fromhex(d) for d in digests)
+    return marshal.dumps([_UNKNOWN if d is None else d for d in digests], 2)
+
+
+def _unpack_digests(blob: bytes, n: int) -> list[str] | None:
+    try:
+        out = marshal.loads(blob)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return out if isinstance(out, list) and len(out) == n else None
 
 
 class StatScan(Protocol):
@@ -125,20 +133,19 @@ def match(row: DirRecord | None, files: Sequence[FileStat], blob: bytes,
     if row is None:
         return [None] * len(files), False
     limit = started_ns - RECENT_NS
-    digests = row.digests
-    chunks = [digests[i : i + _DIGEST] for i in range(0, len(digests), _DIGEST)]
-    if (row.stats == blob and _UNKNOWN not in chunks
-            and (not files or max(f[2] for f in files) <= limit)):
-        return [c.hex() for c in chunks], True
+    if row.stats == blob:
+        digests = _unpack_digests(row.digests, len(files))
+        if (digests is not None and _UNKNOWN not in digests
+                and (not files or max(f[2] for f in files) <= limit)):
+            return digests, True  # type: ignore[return-value]  # no "" in it: all str
     try:
         cached = marshal.loads(row.stats)
     except (EOFError, ValueError, TypeError):
         return [None] * len(files), False
-    known = {}
-    for i, st in enumerate(cached):
-        d = digests[i * _DIGEST : (i + 1) * _DIGEST]
-        if len(d) == _DIGEST and d != _UNKNOWN:
-            known[tuple(st)] = d.hex()
+    digests = _unpack_digests(row.digests, len(cached)) if isinstance(cached, list) else None
+    if digests is None:
+        return [None] * len(files), False
+    known = {tuple(st): d for st, d in zip(cached, digests, strict=True) if d != _UNKNOWN}
     return [known.get(f) if f[2] <= limit else None for f in files], False
 
 
@@ -229,12 +236,14 @@ class _SqliteScan:
         self._t0 = time.time_ns()
         self._conn = _connect(db)
         _prepare(self._conn)
-        lo, hi = _bounds(root)
-        self._rows = self._conn.execute(
-            f"SELECT key, stats, digests, formats, source FROM {_TABLE} "
-            "WHERE key = ? OR (key >= ? AND key < ?) ORDER BY key",
-            (root, lo, hi),
-        ).fetchmany
+        columns = f"SELECT key, stats, digests, formats, source FROM {_TABLE}"
+        if os.path.isdir(root):  # a directory's rows are one range of the primary key
+            lo, hi = _bounds(root)
+            cursor = self._conn.execute(
+                f"{columns} WHERE key >= ? AND key < ? ORDER BY key", (lo, hi))
+        else:
+            cursor = self._conn.execute(f"{columns} WHERE key = ?", (root,))
+        self._rows = cursor.fetchmany
         self._batch: list[tuple[str, bytes, bytes, str, str]] = []
         self._pos = 0
         self._row: tuple[str, bytes, bytes, str, str] | None = None
@@ -396,10 +405,12 @@ class SqliteStatCache:
             for key, stats, digests in conn.execute(
                 f"SELECT key, stats, digests FROM {_TABLE} ORDER BY key"
             ):
-                for i, (name, size, mtime, inode) in enumerate(marshal.loads(stats)):
-                    d = digests[i * _DIGEST : (i + 1) * _DIGEST]
+                files = marshal.loads(stats)
+                for (name, size, mtime, inode), d in zip(
+                    files, _unpack_digests(digests, len(files)) or [""] * len(files), strict=True
+                ):
                     path = key + name if key.endswith("/") else key
-                    out[path] = (size, mtime, inode, None if d == _UNKNOWN else d.hex())
+                    out[path] = (size, mtime, inode, d or None)
         finally:
             conn.close()
         return out
