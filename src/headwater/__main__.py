@@ -1,5 +1,5 @@
 """``python -m headwater`` runs the CLI."""
 
-from headwater.cli import main
+from headwater.command import main
 
 main()

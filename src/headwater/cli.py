@@ -7,6 +7,7 @@ a traceback. Long work shows a progress bar on a terminal and stays quiet when p
 
 from __future__ import annotations
 
+import gc as pygc  # the module: "gc" below is the command
 import json
 import sys
 from collections.abc import Callable
@@ -607,3 +608,15 @@ def _register_serve() -> None:
 
 
 _register_serve()
+
+
+def run() -> None:
+    """The ``headwater`` command (console script and ``python -m headwater``).
+
+    A CLI process is short-lived and owns its interpreter, so the objects its imports created
+    (SQLAlchemy's alone are ~100k) are frozen out of the cyclic collector: they live until exit
+    anyway, and scanning them again at exit cost 0.1 s per command. In-process callers of
+    :func:`main` (tests, other programs) keep their collector untouched.
+    """
+    pygc.freeze()
+    main()

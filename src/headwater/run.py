@@ -214,7 +214,7 @@ class RunContext:
                          stats=stats, parents=parents, reference=reference, key=key,
                          new_objects=snap.new_objects, new_bytes=snap.new_bytes, label=label,
                          description=description, properties=properties,
-                         unconfirmed=snap.unconfirmed)
+                         unconfirmed=snap.unconfirmed, committed=snap.known)
 
     def _known_versions(self) -> KnownVersions:
         """Lookups of versions already committed in the catalog's store (see ``KnownVersions``)."""
@@ -286,13 +286,13 @@ class RunContext:
         parents: Iterable[str | VersionInfo], reference: bool, key: Sequence[str] | None,
         new_objects: int, new_bytes: int, label: str | None = None,
         description: str | None = None, properties: Mapping[str, Any] | None = None,
-        unconfirmed: frozenset[str] | None = None,
+        unconfirmed: frozenset[str] | None = None, committed: bool = False,
     ) -> Staged:
         cat = self.catalog
         if label is not None:
             check_label(label)
         parent_refs = tuple(cat._pin(p) for p in parents)
-        publish_manifest(cat.store, manifest, unconfirmed=unconfirmed)
+        publish_manifest(cat.store, manifest, unconfirmed=unconfirmed, committed=committed)
         meta = dict(metadata or {})
         if key is not None:
             meta["key"] = list(key)

@@ -193,12 +193,14 @@ def profile_manifest(store: ObjectStore, manifest: Manifest) -> TableProfile | N
 
 
 def publish_manifest(
-    store: ObjectStore, manifest: Manifest, *, unconfirmed: frozenset[str] | None = None
+    store: ObjectStore, manifest: Manifest, *, unconfirmed: frozenset[str] | None = None,
+    committed: bool = False,
 ) -> None:
     """Verify the objects are present, then write the manifest object (stage → verify → publish).
 
     ``unconfirmed``: the only digests that need the check (the snapshot published or proved
     safe all the others, see :class:`~headwater.store.snapshot.Snapshot`); None checks all.
+    ``committed``: the manifest is a committed version's, so its object is already stored.
     """
     if unconfirmed is None:
         digests = {e.digest for e in manifest if e.digest is not None}
@@ -211,5 +213,6 @@ def publish_manifest(
             f"(e.g. {sorted(missing)[0]}); nothing was committed — log the data again"
         )
     _failpoints.hit("stage.before_manifest")
-    store.put_bytes(manifest.to_bytes())
+    if not committed:
+        store.put_bytes(manifest.to_bytes())
     _failpoints.hit("stage.after_manifest")

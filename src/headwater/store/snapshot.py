@@ -27,12 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISREG
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
-from headwater.store import backends
+from headwater.store import backends, walk
 from headwater.store.hashing import CHUNK, hash_bytes, hash_open_file, read_file
 from headwater.store.manifest import (
     _NEEDS_FULL_CHECK,
@@ -46,7 +45,6 @@ from headwater.store.paths import check_relpath
 from headwater.store.statcache import (
     RECENT_NS,
     DirRecord,
-    FileStat,
     NullStatCache,
     StatCache,
     StatScan,
@@ -54,12 +52,15 @@ from headwater.store.statcache import (
     pack_digests,
     pack_stats,
 )
+from headwater.store.walk import FileStat, Listing, list_dir
 from headwater.tables.detect import format_of, is_data_file
 
-HASH_WORKERS = 2
+HASH_WORKERS = 4
 UPLOAD_WORKERS = 16
 #: Files per upload task; four times this many walked files may wait for large-file hashes.
 BATCH = 1024
+#: A tree the stat cache knows to have at least this many directories is listed by two processes.
+HELPER_MIN_DIRS = 256
 #: A snapshot longer than this has the commit re-check every object: the ones it published first
 #: may be older than ``gc``'s grace period (1 h by default) by the time it commits.
 RECHECK_ALL_AFTER_S = 1800.0
@@ -122,64 +123,82 @@ class _Dir:
         return self.path if not self.key.endswith("/") else f"{self.path}/{self.files[i][0]}"
 
 
-def _list_dir(directory: str) -> tuple[list[FileStat], list[int | str]]:
-    """A directory's regular files sorted by name, and the order in which its files and
-    subdirectories appear in a sorted walk: run lengths of files (int) between subdirectory
-    names (str).
-
-    Sorting by ``name + "/"`` for folders orders entries exactly as the full paths under them
-    sort as strings, so a pre-order walk yields paths in manifest order with no global sort,
-    and visits directories in ascending order of ``path + "/"`` (the stat cache's key order).
-    Symbolic links to files are followed; links to directories are not descended (as
-    ``os.walk`` does); an entry that disappears during the walk is skipped.
-    """
-    files: list[FileStat] = []
-    subdirs: list[str] = []
-    # listing through a directory descriptor makes each stat one fstatat() of a bare name
-    # instead of a lookup of the whole path from the root: 15 % off a re-log's walk
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with os.scandir(fd) as it:
-            for entry in it:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        subdirs.append(entry.name)
-                        continue
-                    st = entry.stat()  # follows a symlink, as is_file() would
-                except OSError:
-                    continue
-                if S_ISREG(st.st_mode):
-                    files.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
-    finally:
-        os.close(fd)
-    files.sort()  # by name: names are unique, so the other fields are never compared
-    if not subdirs:
-        return files, [len(files)] if files else []
-    keyed = sorted([(f[0], False) for f in files] + [(d + "/", True) for d in subdirs])
-    order: list[int | str] = []
-    run = 0
-    for key, is_dir in keyed:
-        if is_dir:
-            if run:
-                order.append(run)
-                run = 0
-            order.append(key[:-1])
-        else:
-            run += 1
-    if run:
-        order.append(run)
-    return files, order
-
-
 #: One run of consecutive files of a directory in manifest order: (dir, start, end).
 _Run = tuple[_Dir, int, int]
 
 
-def _walk(root: str, on_list: Callable[[_Dir], None]) -> Iterator[_Run]:
+class _Lister:
+    """Directory listings for :func:`_walk`: made here, or read from a :class:`walk.Helper`
+    process for the subtrees it took (a prefetched whole tree, or the second half of the
+    top-level subtrees).
+
+    The walk asks for directories in pre-order, which is the order the helper wrote each
+    subtree's listings in; a listing that is not the one expected (or a helper that failed)
+    only means this process lists that directory itself.
+    """
+
+    def __init__(self, helper: walk.Helper | None = None) -> None:
+        self._helper = helper
+        self._tops = {top: i for i, top in enumerate(helper.tops)} if helper else {}
+        # (subtree top + "/", its file, its records)
+        self._reading: tuple[str, BinaryIO, Iterator[tuple[str, Listing]]] | None = None
+
+    def share(self, root: str, subdirs: list[str]) -> None:
+        """Hand the second half of ``root``'s top-level subtrees to a helper process.
+
+        Contiguous halves: the helper's start-up (~20 ms) and work overlap this process's walk
+        of the first half, so neither waits for the other until the very end.
+        """
+        tops = [f"{root}/{d}" for d in subdirs[len(subdirs) // 2 :]]
+        if self._helper is not None or not tops:
+            return
+        try:
+            self._helper = walk.Helper(tops)
+        except OSError:
+            return
+        self._tops = {top: i for i, top in enumerate(tops)}
+
+    def list(self, path: str) -> Listing:
+        i = self._tops.get(path)
+        if i is not None and self._helper is not None:
+            self._stop_reading()
+            stream = self._helper.open(i)
+            if stream is not None:
+                self._reading = (path + "/", stream, walk.read_listings(stream))
+        elif self._reading is not None and not path.startswith(self._reading[0]):
+            self._stop_reading()
+        if self._reading is not None:
+            try:
+                found, listing = next(self._reading[2])
+            except (StopIteration, EOFError, ValueError, TypeError):
+                found, listing = None, None
+            if found == path and listing is not None:
+                return listing
+            self._stop_reading()
+        return list_dir(path)
+
+    def _stop_reading(self) -> None:
+        if self._reading is not None:
+            self._reading[1].close()
+            self._reading = None
+
+    def close(self) -> None:
+        self._stop_reading()
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+
+def _walk(
+    root: str, on_list: Callable[[_Dir], None], *, helper: bool = False,
+    prefetched: walk.Helper | None = None,
+) -> Iterator[_Run]:
     """Runs of files under ``root`` in ascending path order; ``on_list`` sees each directory
     when it is listed (in ascending key order), before any of its runs is yielded.
 
-    Streams: memory holds one listing per level of the tree.
+    Streams: memory holds one listing per level of the tree. ``helper``: share the listing
+    with a second process; ``prefetched``: a helper already listing ``root`` (see
+    :class:`_Lister`).
     """
     if os.path.isfile(root):
         st = os.stat(root)
@@ -190,25 +209,32 @@ def _walk(root: str, on_list: Callable[[_Dir], None]) -> Iterator[_Run]:
     if not os.path.isdir(root):
         raise InvalidArgument(f"path {root!r} does not exist")
 
+    lister = _Lister(prefetched)
+
     def open_dir(path: str, prefix: str) -> tuple[_Dir, Iterator[int | str], list[int]]:
         if prefix and _NEEDS_FULL_CHECK.search(prefix) is not None:
             check_relpath(prefix[:-1])
-        files, order = _list_dir(path)
+        files, order = lister.list(path)
+        if not prefix and helper and os.cpu_count() != 1:
+            lister.share(path, [s for s in order if isinstance(s, str)])
         d = _Dir(path, prefix, path + "/", files)
         on_list(d)
         return d, iter(order), [0]
 
-    stack = [open_dir(root, "")]
-    while stack:
-        d, order, pos = stack[-1]
-        for step in order:
-            if isinstance(step, str):
-                stack.append(open_dir(f"{d.path}/{step}", f"{d.prefix}{step}/"))
-                break
-            yield d, pos[0], pos[0] + step
-            pos[0] += step
-        else:
-            stack.pop()
+    try:
+        stack = [open_dir(root, "")]
+        while stack:
+            d, order, pos = stack[-1]
+            for step in order:
+                if isinstance(step, str):
+                    stack.append(open_dir(f"{d.path}/{step}", f"{d.prefix}{step}/"))
+                    break
+                yield d, pos[0], pos[0] + step
+                pos[0] += step
+            else:
+                stack.pop()
+    finally:
+        lister.close()
 
 
 def scan_local(source: Path | str) -> Iterator[LocalFile]:
@@ -302,8 +328,10 @@ class _Build:
     """The state of one :func:`snapshot_local`: manifest lines, counts, what to check later."""
 
     def __init__(self, store: ObjectStore, scan: StatScan, pool: ThreadPoolExecutor,
-                 progress: Progress, committed: CommittedLookup | None) -> None:
+                 progress: Progress, committed: CommittedLookup | None, started_ns: int) -> None:
         self.store, self.scan, self.pool, self.progress = store, scan, pool, progress
+        #: the "recent" rule's reference time: when the first stat of this snapshot was taken
+        self.started_ns = started_ns
         self.committed = committed
         self._sources: dict[str, bool] = {}
         self.ingest = _Ingest(store)
@@ -333,7 +361,7 @@ class _Build:
         blob = pack_stats(d.files)
         d.plain = '"' not in d.prefix and not any('"' in f[0] for f in d.files)
         row = self.scan.lookup(d.key)
-        cached, whole = match(row, d.files, blob, self.scan.started_ns)
+        cached, whole = match(row, d.files, blob, self.started_ns)
         if whole and row is not None:
             d.digests, d.reused, d.source = cached, True, row.source
             if not self.is_committed(row.source):
@@ -415,7 +443,7 @@ class _Build:
             self.progress.advance()
 
     def _record(self, d: _Dir) -> None:
-        limit = self.scan.started_ns - RECENT_NS
+        limit = self.started_ns - RECENT_NS
         digests = [dg if st[2] <= limit and st[3] != -1 else None
                    for st, dg in zip(d.files, d.digests, strict=True)]
         self.scan.record(d.key, DirRecord(pack_stats(d.files), pack_digests(digests), d.formats,
@@ -445,12 +473,15 @@ def snapshot_local(
     cache = stat_cache if stat_cache is not None else NullStatCache()
     root = os.path.abspath(source)
     began = time.monotonic()
+    prefetched = walk.take_prefetched(root)
     progress.start(f"hashing {source}", None)
     try:
         with cache.scan(root) as scan, ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
-            build = _Build(store, scan, pool, progress, committed)
+            started = min(scan.started_ns, prefetched.started_ns if prefetched else scan.started_ns)
+            build = _Build(store, scan, pool, progress, committed, started)
             try:
-                for run in _walk(root, build.listed):
+                share = scan.dirs_hint >= HELPER_MIN_DIRS and _helper_allowed()
+                for run in _walk(root, build.listed, helper=share, prefetched=prefetched):
                     build.add_run(run)
                 build.flush()
             except BaseException:
@@ -471,12 +502,18 @@ def snapshot_local(
             scan.finish(manifest.digest)
     finally:
         progress.stop()
+        if prefetched is not None:
+            prefetched.close()  # normally already closed by the walk
     formats = frozenset(f or None for f in build.formats)
     long_ago = time.monotonic() - began > RECHECK_ALL_AFTER_S
     return Snapshot(manifest, build.ingest.new_objects, build.ingest.new_bytes,
                     known=known and not corrections,
                     unconfirmed=None if long_ago and not known else frozenset(unconfirmed),
                     formats=formats)
+
+
+def _helper_allowed() -> bool:
+    return os.environ.get("HEADWATER_WALK_HELPER", "on").lower() not in ("0", "off", "false")
 
 
 def _committed(lookup: CommittedLookup | None, digests: set[str]) -> set[str]:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from headwater.store.hashing import HASH_NAME
+from headwater.store.walk import FileStat
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ SCHEMA_VERSION = 3
 _TABLE = f"dirs_{HASH_NAME}"
 _UNKNOWN = ""
 
-#: ``(name, size, mtime_ns, inode)`` of one regular file.
-FileStat = tuple[str, int, int, int]
 
 
 class DirRecord(NamedTuple):
@@ -116,6 +115,11 @@ class StatScan(Protocol):
         """Wall-clock time the scan started, for the "recent" rule."""
         ...
 
+    @property
+    def dirs_hint(self) -> int:
+        """How many directories under the root the cache knows (a size estimate, 0: none)."""
+        ...
+
 
 class StatCache(Protocol):
     def scan(self, root: str | Path) -> AbstractContextManager[StatScan]:
@@ -150,6 +154,8 @@ def match(row: DirRecord | None, files: Sequence[FileStat], blob: bytes,
 
 
 class _NullScan:
+    dirs_hint = 0
+
     def __init__(self) -> None:
         self._t0 = time.time_ns()
 
@@ -237,8 +243,12 @@ class _SqliteScan:
         self._conn = _connect(db)
         _prepare(self._conn)
         columns = f"SELECT key, stats, digests, formats, source FROM {_TABLE}"
+        self.dirs_hint = 0
         if os.path.isdir(root):  # a directory's rows are one range of the primary key
             lo, hi = _bounds(root)
+            self.dirs_hint = self._conn.execute(
+                f"SELECT count(*) FROM {_TABLE} WHERE key >= ? AND key < ?", (lo, hi)
+            ).fetchone()[0]
             cursor = self._conn.execute(
                 f"{columns} WHERE key >= ? AND key < ? ORDER BY key", (lo, hi))
         else:
@@ -326,6 +336,10 @@ class _GuardedScan:
     @property
     def started_ns(self) -> int:
         return self._inner.started_ns if self._inner is not None else self._null.started_ns
+
+    @property
+    def dirs_hint(self) -> int:
+        return self._inner.dirs_hint if self._inner is not None else 0
 
     def _broken(self, exc: sqlite3.Error) -> None:
         log.warning("stat cache %s not used (%s: %s); files will be hashed again next time",
