@@ -11,10 +11,10 @@ the last version into a new folder. DVC (installed by this script into a throwaw
 environment, ``bench/.cache/dvc-venv``) does the same on the same files in the same run: ``dvc
 add`` cold, unchanged, modified, and ``dvc checkout`` into a second workspace sharing the cache.
 
-Every operation runs in a subprocess of its own (``headwater`` through a small Python driver, DVC
-through its CLI) so its wall time, CPU time and peak RSS are that process's alone (``os.wait4``).
-The driver also reports the time of the operation inside the process, without interpreter start
-and imports. Also measured: plain read speed (``cat`` of every file to /dev/null, page cache warm)
+Every operation runs in a subprocess of its own (``headwater add``/``get`` as DVC runs ``dvc add``,
+or with ``--api`` a small driver calling the Python API) so its wall time, CPU time and peak RSS
+are that process's alone (``os.wait4``). The ``--api`` driver also reports the time of the
+operation inside the process, without interpreter start and imports. Also measured: plain read speed (``cat`` of every file to /dev/null, page cache warm)
 and MD5 throughput on one core over the large files (what DVC hashes with). Every figure is
 printed as a ratio against those baselines. ``--s3`` runs the small-file case again against a
 local moto S3 server (``tests/emulators.py``).
@@ -243,6 +243,12 @@ def dvc_version(exe: Path) -> str:
 
 
 class Headwater:
+    """Runs each operation as the ``headwater`` command (as DVC runs as ``dvc``), or with
+    ``api=True`` through the Python API in a small driver that also reports the time spent
+    inside the operation (``op s``) and in imports + ``Catalog.open`` (``start s``)."""
+
+    api = False
+
     def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.env = {
             **os.environ,
@@ -254,13 +260,16 @@ class Headwater:
 
     def log(self, path: Path, name: str, label: str, files: int, nbytes: int,
             env: dict[str, str] | None = None) -> Result:
-        return run([PYTHON, "-c", DRIVER, "log", str(path), name], label=label,
-                   tool="headwater", env={**self.env, **(env or {})}, files=files,
-                   nbytes=nbytes)
+        argv = ([PYTHON, "-c", DRIVER, "log", str(path), name] if self.api
+                else [PYTHON, "-m", "headwater", "add", str(path), "--name", name])
+        return run(argv, label=label, tool="headwater", env={**self.env, **(env or {})},
+                   files=files, nbytes=nbytes)
 
     def get(self, ref: str, dest: Path, label: str, files: int, nbytes: int) -> Result:
-        return run([PYTHON, "-c", DRIVER, "get", ref, str(dest)], label=label,
-                   tool="headwater", env=self.env, files=files, nbytes=nbytes)
+        argv = ([PYTHON, "-c", DRIVER, "get", ref, str(dest)] if self.api
+                else [PYTHON, "-m", "headwater", "get", ref, str(dest)])
+        return run(argv, label=label, tool="headwater", env=self.env, files=files,
+                   nbytes=nbytes)
 
 
 class Dvc:
@@ -380,7 +389,10 @@ def main() -> None:
     ap.add_argument("--s3-files", type=int, default=None, help="small files for the S3 case")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--api", action="store_true",
+                    help="run headwater through the Python API instead of its command")
     args = ap.parse_args()
+    Headwater.api = args.api
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     work.mkdir(parents=True, exist_ok=True)
