@@ -14,9 +14,10 @@ add`` cold, unchanged, modified, and ``dvc checkout`` into a second workspace sh
 Every operation runs in a subprocess of its own (``headwater add``/``get`` as DVC runs ``dvc add``,
 or with ``--api`` a small driver calling the Python API) so its wall time, CPU time and peak RSS
 are that process's alone (``os.wait4``). The ``--api`` driver also reports the time of the
-operation inside the process, without interpreter start and imports. Also measured: plain read speed (``cat`` of every file to /dev/null, page cache warm)
-and MD5 throughput on one core over the large files (what DVC hashes with). Every figure is
-printed as a ratio against those baselines. ``--s3`` runs the small-file case again against a
+operation inside the process, without interpreter start and imports. Also measured: plain read
+speed (``cat`` of every file to /dev/null, page cache warm) and MD5 throughput on one core over
+the large files (what DVC hashes with). Every figure is printed as a ratio against those
+baselines. ``--s3`` runs the small-file case again against a
 local moto S3 server (``tests/emulators.py``).
 
 The benchmark never deletes anything until the very end: on ext4 without a journal (this VM) the
@@ -165,7 +166,7 @@ def modify(root: Path, rng: random.Random, *, change: int, add: int, delete: int
         p.unlink()
     like = picked[-1]
     for i in range(add):
-        size = rng.choice(files[:1] + picked[:change]).stat().st_size
+        size = rng.choice([p for p in files[:1] + picked[:change] if p.exists()]).stat().st_size
         (like.parent / f"added-{i}.bin").write_bytes(rng.randbytes(size))
 
 
