@@ -124,3 +124,18 @@ def test_the_command_runs_with_a_prefetch(tmp_path: Path) -> None:
                                     check=True).stdout)
     assert one["digest"] == two["digest"] and two["created"] is False
     assert helper_dirs() <= before
+
+
+def test_a_prefetch_nobody_takes_is_cleaned_up_at_exit(tmp_path: Path) -> None:
+    """``headwater add DIR --name 'bad name'`` fails before its snapshot: nothing is left."""
+    import subprocess
+    import tempfile
+
+    root = _tree(tmp_path / "t")
+    before = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("hw-walk-")}
+    env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home"), "HEADWATER_LINEAGE": "off"}
+    out = subprocess.run([sys.executable, "-m", "headwater", "add", str(root), "--name", "a b!"],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("hw-walk-")}
+    assert after <= before

@@ -16,6 +16,7 @@ in ~20 ms) and is the one implementation of directory listing either way.
 
 from __future__ import annotations
 
+import atexit
 import marshal
 import os
 import shutil
@@ -152,6 +153,15 @@ def prefetch(root: str) -> None:
             _prefetched = Helper([root])
         except OSError:
             _prefetched = None
+        else:  # a command that fails before its snapshot leaves no helper or files behind
+            atexit.register(_drop_prefetched)
+
+
+def _drop_prefetched() -> None:
+    global _prefetched
+    helper, _prefetched = _prefetched, None
+    if helper is not None:
+        helper.close()
 
 
 def take_prefetched(root: str) -> Helper | None:
