@@ -96,10 +96,11 @@ def walk_listings(top: str) -> Iterator[tuple[str, Listing]]:
 class Helper:
     """A helper process listing the subtrees ``tops`` (raises OSError if it cannot start)."""
 
-    def __init__(self, tops: list[str]) -> None:
+    def __init__(self, tops: list[str], *, root: str | None = None) -> None:
         if not sys.executable:
             raise OSError("no Python executable to run the walk helper with")
         self.tops = list(tops)
+        self.root = root  # the tree whose top-level subtrees these are (a prefetch's)
         self.started_ns = time.time_ns()
         self._tmp = tempfile.mkdtemp(prefix="hw-walk-")
         self._done: dict[int, bool] = {}
@@ -150,7 +151,11 @@ def prefetch(root: str) -> None:
     root = os.path.abspath(root)
     if _prefetched is None and os.path.isdir(root) and (os.cpu_count() or 1) > 1:
         try:
-            _prefetched = Helper([root])
+            # one file per top-level subtree, so the snapshot can start on the first ones while
+            # the helper is still listing the rest (a flat directory is one subtree: itself)
+            subdirs = [s for s in list_dir(root)[1] if isinstance(s, str)]
+            tops = [f"{root}/{d}" for d in subdirs] or [root]
+            _prefetched = Helper(tops, root=root)
         except OSError:
             _prefetched = None
         else:  # a command that fails before its snapshot leaves no helper or files behind
@@ -168,7 +173,7 @@ def take_prefetched(root: str) -> Helper | None:
     """The helper :func:`prefetch` started for ``root``, handed over once (None if none)."""
     global _prefetched
     helper, _prefetched = _prefetched, None
-    if helper is not None and helper.tops != [root]:
+    if helper is not None and helper.root != root:
         helper.close()
         return None
     return helper
