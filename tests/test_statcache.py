@@ -316,3 +316,27 @@ def test_a_partial_match_reuses_the_unchanged_files_of_a_directory(
     hashed.clear()
     snapshot_local(store, root, stat_cache=cache)
     assert [Path(p).name for p in hashed] == ["f08.txt"]
+
+
+def test_rows_of_a_corrected_snapshot_vouch_for_nothing(
+    store: ObjectStore, cache: SqliteStatCache, tmp_path: Path
+) -> None:
+    """A stale row whose object was gone got corrected; committing that manifest must not make
+    the stale digest trusted later."""
+    root = tmp_path / "stale"
+    root.mkdir()
+    f = root / "x.txt"
+    f.write_bytes(b"first!")
+    _age(root)
+    nothing: set[str] = set()
+    first = snapshot_local(store, root, stat_cache=cache, committed=lambda d: nothing)
+    store.delete(first.manifest.by_path()["x.txt"].digest or "")
+    with open(f, "r+b") as out:
+        out.write(b"second")  # same size, same inode, same mtime below: the cache now lies
+    _age(root)
+    second = snapshot_local(store, root, stat_cache=cache, committed=lambda d: nothing)
+    assert second.manifest.by_path()["x.txt"].digest == hash_bytes(b"second")
+    committed = {second.manifest.digest}  # the corrected manifest gets committed
+    third = snapshot_local(store, root, stat_cache=cache, committed=lambda d: d & committed)
+    assert third.manifest.digest == second.manifest.digest
+    assert store.read_bytes(hash_bytes(b"second")) == b"second"

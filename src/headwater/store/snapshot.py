@@ -499,7 +499,9 @@ def snapshot_local(
                     scan.keep(key)
             if corrections:
                 manifest = _corrected(manifest, corrections)
-            scan.finish(manifest.digest)
+            # a corrected manifest does not hold every digest the rows written above vouch for
+            # (the stale ones it replaced): then the rows name no source and are checked next time
+            scan.finish("" if corrections else manifest.digest)
     finally:
         progress.stop()
         if prefetched is not None:
