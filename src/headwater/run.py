@@ -236,12 +236,8 @@ class RunContext:
                     return None
                 from headwater.tables.profile import TableProfile
 
-                stats = v.stats or {}
-                return TableProfile(
-                    format=str(stats.get("format", "")), rows=int(v.row_count or 0),
-                    schema=list(v.schema or []), null_counts=dict(stats.get("null_counts", {})),
-                    fingerprint=v.table_fingerprint or "",
-                )
+                return TableProfile.recorded(rows=v.row_count, schema=v.schema, stats=v.stats,
+                                             fingerprint=v.table_fingerprint)
 
         return KnownVersions(manifests=manifests, profile=profile)
 

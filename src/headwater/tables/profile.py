@@ -28,11 +28,22 @@ class TableProfile:
     fingerprint: str = ""
 
     def stats(self) -> dict[str, Any]:
+        """The part of a version's ``stats`` this profile fills (see :meth:`recorded`)."""
         return {
             "null_counts": dict(self.null_counts),
             "table_fingerprint": self.fingerprint,
             "format": self.format,
         }
+
+    @classmethod
+    def recorded(cls, *, rows: int | None, schema: list[dict[str, Any]] | None,
+                 stats: dict[str, Any] | None, fingerprint: str | None) -> TableProfile:
+        """The profile a committed version's row was written from (the inverse of how a run
+        stores a profile: ``row_count``, ``schema``, ``table_fingerprint`` and :meth:`stats`)."""
+        stats = stats or {}
+        return cls(format=str(stats.get("format", "")), rows=int(rows or 0),
+                   schema=list(schema or []), null_counts=dict(stats.get("null_counts", {})),
+                   fingerprint=fingerprint or "")
 
 
 class TableProfiler:
