@@ -340,3 +340,20 @@ def test_rows_of_a_corrected_snapshot_vouch_for_nothing(
     third = snapshot_local(store, root, stat_cache=cache, committed=lambda d: d & committed)
     assert third.manifest.digest == second.manifest.digest
     assert store.read_bytes(hash_bytes(b"second")) == b"second"
+
+
+def test_a_known_table_gets_its_profile_from_the_catalog_row(tmp_path: Path) -> None:
+    """The same table under a second name: no re-profiling, and the same schema, row count,
+    null counts and fingerprint as profiling it would give."""
+    root = tmp_path / "table"
+    root.mkdir()
+    (root / "part-0.csv").write_text("id,name\n1,ann\n2,\n3,bob\n")
+    (root / "part-1.csv").write_text("id,name\n4,cy\n")
+    _age(root)
+    with Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}", store_url=str(tmp_path / "st")) as c:
+        first = c.log(root, name="users")
+        again = c.log(root, name="users_copy")
+        assert again.created and again.digest == first.digest
+        assert (again.row_count, again.schema, again.table_fingerprint) == (
+            first.row_count, first.schema, first.table_fingerprint) and first.row_count == 4
+        assert again.stats["null_counts"] == first.stats["null_counts"] == {"id": 0, "name": 1}
