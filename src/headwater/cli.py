@@ -404,9 +404,9 @@ def report(ctx: click.Context, ref: str, name: str, out_path: str | None, rows: 
     if r.kind == "table":
         import io
 
-        import pyarrow.parquet as pq
+        from headwater.tables.formats import read_table
 
-        table_data = pq.read_table(io.BytesIO(cat.report_payload(r)))
+        table_data = read_table(io.BytesIO(cat.report_payload(r)), "parquet")
         t = Table(*table_data.column_names, box=None)
         for row in table_data.slice(0, rows).to_pylist():
             t.add_row(*(str(v) for v in row.values()))
