@@ -105,8 +105,7 @@ CommittedLookup = Callable[[set[str]], set[str]]
 class _Dir:
     """One listed directory: its regular files (name order) and, once known, their digests."""
 
-    __slots__ = ("digests", "files", "formats", "key", "path", "plain", "prefix", "reused",
-                 "source")
+    __slots__ = ("digests", "files", "formats", "key", "path", "plain", "prefix", "reused")
 
     def __init__(self, path: str, prefix: str, key: str, files: list[FileStat]) -> None:
         self.path = path  # absolute directory (or, for a single-file root, that file)
@@ -115,7 +114,6 @@ class _Dir:
         self.files = files
         self.digests: list[Any] = []  # str, or a Future of (digest, size) while being hashed
         self.reused = False  # the stat-cache row matched as a whole
-        self.source = ""  # the reused row's source
         self.formats = ""  # the stat cache's formats value, for the row recorded
         self.plain = False  # no '"' in any path: lines need no JSON escaping
 
@@ -245,11 +243,6 @@ def scan_local(source: Path | str) -> Iterator[LocalFile]:
             yield LocalFile(d.prefix + name, d.file_path(i), size, mtime_ns, inode)
 
 
-def list_local(source: Path) -> list[tuple[str, Path]]:
-    """``(relative POSIX path, absolute path)`` of every file under ``source``, sorted."""
-    return [(f.rel, Path(f.path)) for f in scan_local(source)]
-
-
 class _Ingest:
     """Hashes files and, into a local store, publishes the new ones at once.
 
@@ -363,7 +356,7 @@ class _Build:
         row = self.scan.lookup(d.key)
         cached, whole = match(row, d.files, blob, self.started_ns)
         if whole and row is not None:
-            d.digests, d.reused, d.source = cached, True, row.source
+            d.digests, d.reused = cached, True
             if not self.is_committed(row.source):
                 self.unvouched.extend((d, i) for i in range(len(cached)))
             self.formats.update(row.formats.split(",") if row.formats != "-" else ())
