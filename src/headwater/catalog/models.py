@@ -221,6 +221,27 @@ class LineageOutbox(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: ``host:pid:token`` of the process holding the claim: a claim of a process that is gone
+    #: (same host, pid not alive) is taken over at once by ``headwater lineage flush``.
+    claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class LineageBackoff(Base):
+    """Backoff shared by every process that delivers to one OpenLineage transport.
+
+    Each CLI command and Airflow task is a new process; an in-process circuit breaker would let
+    every one of them pay the dead backend's timeout. The row says when the next attempt is due.
+    """
+
+    __tablename__ = "lineage_backoff"
+    #: fingerprint of the OpenLineage configuration the delivering process sees
+    transport_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: what openlineage-python resolved it to (``http http://…``), for messages
+    transport: Mapped[str | None] = mapped_column(Text, default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class VersionAnnotation(Base):
