@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from headwater.catalog import db, repo
 from headwater.catalog.graph import LineageGraph, walk
 from headwater.catalog.models import Alias, AliasMove, Dataset, Namespace, Run, Version
-from headwater.errors import CatalogUnavailable, InvalidArgument, VersionNotFound
+from headwater.errors import CatalogUnavailable, ForeignStore, InvalidArgument, VersionNotFound
 from headwater.lineage.base import LineageRecorder, NullLineage
 from headwater.progress import NullProgress, Progress
 from headwater.refs import DatasetName, VersionRef
@@ -317,43 +317,66 @@ class Catalog(ReportsMixin):
             ]
 
     # -- reading --------------------------------------------------------------------------------
-    def manifest_of(self, version: VersionInfo) -> Manifest:
+    def _read_store(self, version: VersionInfo, allow_foreign_store: bool) -> ObjectStore:
+        """The store to read ``version`` from. An external version (recorded from an
+        OpenLineage event) names a store its producer chose, and the digest too, so the digest
+        check proves nothing: read it only from the catalog's own store unless asked."""
+        store = self.store_for(version.store_url)
+        if version.kind == "external" and not allow_foreign_store and store.url != self.store.url:
+            raise ForeignStore(
+                f"{version.ref} is an external version recorded from OpenLineage, kept in "
+                f"{store.url}, not this catalog's store; pass allow_foreign_store=True "
+                "(CLI: --allow-foreign-store) to read it anyway"
+            )
+        return store
+
+    def manifest_of(self, version: VersionInfo, *, allow_foreign_store: bool = False) -> Manifest:
         return read_manifest(
-            self.store_for(version.store_url), version.digest, context=f"manifest of {version.ref}"
+            self._read_store(version, allow_foreign_store), version.digest,
+            context=f"manifest of {version.ref}",
         )
 
-    def checkout(self, version: VersionInfo, dest: str | Path) -> Path:
+    def checkout(
+        self, version: VersionInfo, dest: str | Path, *, allow_foreign_store: bool = False
+    ) -> Path:
         return checkout(
-            self.store_for(version.store_url),
-            self.manifest_of(version),
+            self._read_store(version, allow_foreign_store),
+            self.manifest_of(version, allow_foreign_store=allow_foreign_store),
             dest,
             options=self.settings.store_options,
             context=version.ref,
             progress=self.progress,
         )
 
-    def open_file(self, version: VersionInfo, relpath: str) -> BinaryIO:
-        entry = self.manifest_of(version).by_path().get(relpath)
+    def open_file(
+        self, version: VersionInfo, relpath: str, *, allow_foreign_store: bool = False
+    ) -> BinaryIO:
+        entry = self.manifest_of(version, allow_foreign_store=allow_foreign_store
+                                 ).by_path().get(relpath)
         if entry is None:
             raise VersionNotFound(f"{version.ref} has no file {relpath!r}")
         return open_entry(
-            self.store_for(version.store_url),
+            self._read_store(version, allow_foreign_store),
             entry,
             options=self.settings.store_options,
             context=version.ref,
         )
 
-    def read_table(self, version: VersionInfo, *, columns: Sequence[str] | None = None) -> pa.Table:
+    def read_table(
+        self, version: VersionInfo, *, columns: Sequence[str] | None = None,
+        allow_foreign_store: bool = False,
+    ) -> pa.Table:
         from headwater.tables.formats import concat, read_table
 
-        manifest = self.manifest_of(version)
+        manifest = self.manifest_of(version, allow_foreign_store=allow_foreign_store)
         fmt = detect_format(e.path for e in manifest)
         if fmt is None:
             raise InvalidArgument(f"{version.ref} holds no table files")
         parts = []
         for entry in manifest:
             if is_data_file(entry.path) and format_of(entry.path) == fmt:
-                with self.open_file(version, entry.path) as f:
+                with self.open_file(version, entry.path,
+                                    allow_foreign_store=allow_foreign_store) as f:
                     parts.append(read_table(f, fmt))
         table = concat(parts)
         return table.select(list(columns)) if columns else table

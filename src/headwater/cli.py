@@ -242,12 +242,15 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @main.command()
 @click.argument("ref")
 @click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--allow-foreign-store", is_flag=True,
+              help="Read an external version (recorded from OpenLineage) from the store its "
+              "producer named, not this catalog's.")
 @click.pass_context
 @friendly
-def get(ctx: click.Context, ref: str, dest: str) -> None:
+def get(ctx: click.Context, ref: str, dest: str, allow_foreign_store: bool) -> None:
     """Check out version REF into directory DEST (every file verified)."""
     v = _catalog(ctx).get(ref)
-    root = v.checkout(dest)
+    root = v.checkout(dest, allow_foreign_store=allow_foreign_store)
     out.print(f"checked out {v.ref} ({v.file_count} file(s)) to {root}")
 
 
@@ -551,15 +554,22 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
                 "versions": report.versions,
                 "objects": report.objects,
                 "problems": [p.__dict__ for p in report.problems],
+                "skipped": report.skipped,
             }
         )
     else:
         for p in report.problems:
             out.print(f"BAD {p.version} {p.path}: {p.problem}", markup=False)
-        out.print(
-            f"verified {report.objects} object(s) in {report.versions} version(s): "
-            + ("all good" if report.ok else f"{len(report.problems)} problem(s)")
-        )
+        for ref in report.skipped:
+            out.print(f"SKIPPED {ref}: external version (recorded from OpenLineage), not "
+                      "verified", markup=False)
+        verdict = "all good" if report.ok else f"{len(report.problems)} problem(s)"
+        if report.skipped:
+            verdict = (("no problem" if report.ok else verdict)
+                       + f" in what was checked; {len(report.skipped)} external version(s) "
+                       "not verified")
+        out.print(f"verified {report.objects} object(s) in {report.versions} version(s): "
+                  + verdict)
     if not report.ok:
         sys.exit(1)
 

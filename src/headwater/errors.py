@@ -63,3 +63,8 @@ class StoreUnavailable(HeadwaterError, ConnectionError):
 
 class RunFailed(HeadwaterError, RuntimeError):
     """A run could not be committed; nothing it wrote became visible."""
+
+
+class ForeignStore(HeadwaterError, PermissionError):
+    """An external version (recorded from OpenLineage) would be read from a store that is not the
+    catalog's: its producer chose both the store and the digest, so the digest proves nothing."""

@@ -83,19 +83,20 @@ class Version(VersionInfo):
             raise HeadwaterError(f"{self.ref} is detached from a catalog; use catalog.get()")
         return self._catalog
 
-    def manifest(self) -> Manifest:
-        return self._cat().manifest_of(self)
+    def manifest(self, *, allow_foreign_store: bool = False) -> Manifest:
+        return self._cat().manifest_of(self, allow_foreign_store=allow_foreign_store)
 
-    def files(self) -> Iterator[str]:
-        return (e.path for e in self.manifest())
+    def files(self, *, allow_foreign_store: bool = False) -> Iterator[str]:
+        return (e.path for e in self.manifest(allow_foreign_store=allow_foreign_store))
 
-    def checkout(self, dest: str | Path) -> Path:
-        """Write the version's files under ``dest`` (verified)."""
-        return self._cat().checkout(self, dest)
+    def checkout(self, dest: str | Path, *, allow_foreign_store: bool = False) -> Path:
+        """Write the version's files under ``dest`` (verified). An external version kept
+        outside the catalog's store raises ForeignStore unless ``allow_foreign_store``."""
+        return self._cat().checkout(self, dest, allow_foreign_store=allow_foreign_store)
 
-    def open(self, relpath: str) -> BinaryIO:
+    def open(self, relpath: str, *, allow_foreign_store: bool = False) -> BinaryIO:
         """Open one file of the version for reading (verified at end of stream)."""
-        return self._cat().open_file(self, relpath)
+        return self._cat().open_file(self, relpath, allow_foreign_store=allow_foreign_store)
 
     def to_arrow(self) -> pa.Table:
         """The rows of a table version as one Arrow table."""

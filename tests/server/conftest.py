@@ -3,8 +3,13 @@ PostgreSQL), clients with and without tokens, and a small catalog with a known s
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -47,3 +52,26 @@ def secured(small: Catalog) -> Iterator[TestClient]:
     policy = AccessPolicy.build(write_tokens=[WRITE], read_tokens=[READ])
     with TestClient(create_app(small, policy=policy)) as c:
         yield c
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by a real uvicorn on 127.0.0.1 (a free port) in a thread: its base URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -19,6 +19,14 @@ to cope with data that was never in a Headwater store. The mapping rules (docs/s
   run created by earlier events of the same Airflow run is folded into it. Runs created by
   ingestion carry ``engine.ingested = true``; runs Headwater recorded itself are never changed,
   only missing edges are added.
+* **Trust.** An event never changes what a reference to a *native* dataset (one Headwater
+  wrote, or any dataset holding a non-external version) means: it never creates a version of one
+  and never moves its ``latest`` or aliases. It may link its run to a native version the catalog
+  already has, named by digest; anything else it says about that dataset becomes an external
+  version of an external dataset under the event's own OpenLineage name. Anyone holding a write
+  token (every Airflow or Spark deployment) can send events, so a Symlinks facet naming
+  ``prod/users`` plus a digest of a manifest in a store the producer controls must not become
+  ``prod/users@latest``.
 * **Idempotence.** Every event is recorded once in ``ol_events`` under the UUIDv5 of
   ``runId|eventType|eventTime`` (the outbox's ``event_id``): a redelivered event changes nothing.
   Outputs become versions only on ``COMPLETE`` (a failed run made nothing visible).
@@ -73,6 +81,11 @@ from headwater.server.ol_names import (
 from headwater.server.redact import redact, redact_json
 
 EXTERNAL = "external"
+#: ``Dataset.meta["origin"]`` of datasets created by ingestion (they may take external versions).
+ORIGIN = "openlineage"
+#: Prefix of the ``ol_datasets`` key of the external dataset an OpenLineage dataset gets when its
+#: Symlinks facet maps it onto a native dataset (the mapping's own key points at the native one).
+OWN_KEY_PREFIX = "headwater-own\0"
 EVENT_NAMESPACE = uuid.UUID("6f1d2b8e-4c1a-5b7e-9a65-0d9f3b1c7e42")
 STATES = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED",
           "FAIL": "FAILED", "ABORT": "ABORTED"}
@@ -195,6 +208,18 @@ class _Seen:
 
 def _ref(v: Version) -> str:
     return f"{v.dataset.namespace.name}/{v.dataset.name}@{v.number}"
+
+
+def is_native(s: Session, ds: Dataset) -> bool:
+    """Whether ``ds`` is Headwater's own: it holds a version that is not external, or ingestion
+    did not create it. Datasets ingested before the ``origin`` mark existed hold only external
+    versions, so they stay foreign."""
+    if s.scalar(select(Version.id).where(Version.dataset_id == ds.id, Version.kind != EXTERNAL)
+                .limit(1)) is not None:
+        return True
+    if (ds.meta or {}).get("origin") == ORIGIN:
+        return False
+    return s.scalar(select(Version.id).where(Version.dataset_id == ds.id).limit(1)) is None
 
 
 class Ingestor:
@@ -413,20 +438,51 @@ class Ingestor:
         if logical is not None:
             ds = self._ensure(s, logical, default_type=default_type)
         else:
-            ns, ds_name = catalog_dataset_name(namespace, name)
-            target = DatasetName(ns, ds_name)
-            if repo.find_dataset(s, target) is not None:  # taken by another dataset
-                target = DatasetName(ns, disambiguated(ds_name, namespace, name))
-            ds = self._ensure(s, target, default_type=EXTERNAL)
+            ds = self._foreign_dataset(s, namespace, name)
         s.add(OpenLineageDataset(key=key, namespace=namespace, name=name, dataset_id=ds.id,
                                  created_at=utcnow()))
         s.flush()
         return ds
 
+    def _own_dataset(self, s: Session, d: OLDataset) -> Dataset:
+        """The external dataset named after the event's own OpenLineage name, for what an event
+        says about a native dataset beyond linking one of its existing versions."""
+        namespace, name = redact(d.namespace), redact(d.name)
+        key = dataset_key(OWN_KEY_PREFIX + namespace, name)
+        mapped = s.scalar(select(OpenLineageDataset).where(OpenLineageDataset.key == key))
+        if mapped is not None:
+            ds = s.get(Dataset, mapped.dataset_id)
+            if ds is not None and not is_native(s, ds):
+                return ds
+        ds = self._foreign_dataset(s, namespace, name)
+        if mapped is not None:
+            mapped.dataset_id = ds.id
+        else:
+            s.add(OpenLineageDataset(key=key, namespace=namespace, name=name, dataset_id=ds.id,
+                                     created_at=utcnow()))
+        s.flush()
+        return ds
+
+    def _foreign_dataset(self, s: Session, namespace: str, name: str) -> Dataset:
+        """A dataset for a foreign OpenLineage name (rule 3 of docs/server.md): never an
+        existing dataset, whichever created it."""
+        ns, ds_name = catalog_dataset_name(namespace, name)
+        target = DatasetName(ns, ds_name)
+        if repo.find_dataset(s, target) is not None:  # taken by another dataset
+            target = DatasetName(ns, disambiguated(ds_name, namespace, name))
+            taken = repo.find_dataset(s, target)
+            if taken is not None and is_native(s, taken):
+                raise InvalidArgument(
+                    f"OpenLineage dataset {namespace}:{name} maps to {target}, a dataset "
+                    "Headwater wrote; rename that dataset or the OpenLineage one"
+                )
+        return self._ensure(s, target, default_type=EXTERNAL)
+
     @staticmethod
     def _ensure(s: Session, name: DatasetName, *, default_type: str) -> Dataset:
-        try:
-            return repo.ensure_dataset(s, name, type=None, default_type=default_type)
+        try:  # the origin mark is written only when this creates the dataset
+            return repo.ensure_dataset(s, name, type=None, default_type=default_type,
+                                       metadata={"origin": ORIGIN})
         except InvalidArgument as exc:  # pragma: no cover - type=None never conflicts
             raise InvalidArgument(f"cannot map to dataset {name}: {exc}") from exc
 
@@ -442,6 +498,11 @@ class Ingestor:
         latest = repo.latest_version(s, ds.id)
         if latest is not None:
             return latest
+        if is_native(s, ds):  # an empty native dataset: the placeholder goes elsewhere
+            ds = self._own_dataset(s, d)
+            latest = repo.latest_version(s, ds.id)
+            if latest is not None:
+                return latest
         digest = _digest("openlineage-unversioned", redact(d.namespace), redact(d.name))
         return self._by_digest(s, ds, digest) or self._new_external(
             s, ds, digest, d, run_id=None, version=None, producer=producer)
@@ -451,11 +512,12 @@ class Ingestor:
     ) -> Version | None:
         """The version a DatasetVersion facet names (found or created), or None without one."""
         dataset_version, digest = _version_facet(d.facets)
+        native = is_native(s, ds)
         if digest is not None:
             v = self._by_digest(s, ds, digest)
             if v is not None:
                 return v
-        elif dataset_version is not None and dataset_version.isdigit() \
+        elif dataset_version is not None and dataset_version.isdigit() and not native \
                 and _logical_name(d.facets) is not None and len(dataset_version) < 10:
             v = s.scalar(select(Version).where(Version.dataset_id == ds.id,
                                                Version.number == int(dataset_version)))
@@ -463,6 +525,8 @@ class Ingestor:
                 return v
         if digest is None and dataset_version is None:
             return None
+        if native:  # not a version the catalog has: recorded under the event's own name
+            ds = self._own_dataset(s, d)
         digest = digest or _digest("openlineage-version", redact(d.namespace), redact(d.name),
                                    dataset_version or "")
         return self._by_digest(s, ds, digest) or self._new_external(
@@ -478,6 +542,9 @@ class Ingestor:
                       else _digest("openlineage-event", redact(d.namespace), redact(d.name),
                                    event_id))
         v = self._by_digest(s, ds, digest)
+        if v is None and is_native(s, ds):  # not a version the catalog has: under its own name
+            ds = self._own_dataset(s, d)
+            v = self._by_digest(s, ds, digest)
         if v is not None:
             if v.run_id is None and v.kind == EXTERNAL:
                 v.run_id = run.id  # seen as an input first; now we know who wrote it
@@ -493,6 +560,11 @@ class Ingestor:
         again = self._by_digest(s, ds, digest)  # created while we waited for the lock
         if again is not None:
             return again
+        if is_native(s, ds):  # the one rule every path above keeps; checked under the lock
+            raise InvalidArgument(
+                f"OpenLineage event may not add versions to {ds.namespace.name}/{ds.name}, a "
+                "dataset Headwater wrote"
+            )
         facets = d.facets
         extra = getattr(d, "outputFacets", None) or getattr(d, "inputFacets", None)
         stats_facet = _facet(extra, "outputStatistics")
@@ -524,4 +596,4 @@ class Ingestor:
         return v
 
 
-__all__ = ["EXTERNAL", "IngestConflict", "Ingestor"]
+__all__ = ["EXTERNAL", "ORIGIN", "IngestConflict", "Ingestor", "is_native"]
