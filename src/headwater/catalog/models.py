@@ -327,7 +327,8 @@ class OpenLineageEvent(Base):
     event_type: Mapped[str] = mapped_column(String(16))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     producer: Mapped[str | None] = mapped_column(Text, default=None)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Indexed (migration 0006): the server prunes events older than its retention.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
