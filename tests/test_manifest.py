@@ -47,7 +47,7 @@ def test_reference_entries_round_trip() -> None:
         "./a",
         "a/.",
         "C:/x",
-        "c:x",
+        "C:",
         "a\\b",
         "..\\x",
         "a\x00b",

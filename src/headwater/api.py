@@ -250,7 +250,8 @@ class Catalog(ReportsMixin):
             if namespace:
                 q = q.where(Namespace.name == namespace)
             if search:
-                q = q.where(Dataset.name.contains(search))
+                # autoescape: "%" and "_" in the search are characters, not LIKE wildcards
+                q = q.where(Dataset.name.contains(search, autoescape=True))
             out = []
             for ds in s.scalars(q).all():
                 latest = repo.latest_version(s, ds.id)

@@ -41,10 +41,21 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
             raise UserError(str(exc)) from exc
-        except FileNotFoundError as exc:
-            raise UserError(f"{exc.strerror}: {exc.filename}") from exc
+        except OSError as exc:
+            # unreadable files, names over NAME_MAX, paths over PATH_MAX, a file where a
+            # directory should be: the system's words and the path, on one line
+            raise UserError(_os_error_line(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = exc.strerror or exc.__class__.__name__
+    where = exc.filename if exc.filename is not None else ""
+    if len(str(where)) > 300:  # a path over PATH_MAX: its ends say enough
+        where = f"{str(where)[:120]}…{str(where)[-120:]} ({len(str(where))} characters)"
+    line = f"{what}: {where}" if where else f"{what} ({exc})"
+    return " ".join(line.split("\n"))
 
 
 def _catalog(ctx: click.Context) -> Any:

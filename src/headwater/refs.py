@@ -14,12 +14,18 @@ from dataclasses import dataclass
 
 from headwater.errors import InvalidReference
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")
-HEX_RE = re.compile(r"^[0-9a-f]{6,64}$")
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which let "name\n" through
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
+ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}\Z")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}\Z")
+HEX_RE = re.compile(r"^[0-9a-f]{6,64}\Z")
 MIN_DIGEST_PREFIX = 6
 LATEST = "latest"
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true of "²" and "٣", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def check_name(value: str, *, what: str = "dataset name") -> str:
@@ -52,7 +58,7 @@ def check_label(value: str) -> str:
         )
     if value == LATEST:
         raise InvalidReference("'latest' cannot be a label: it always means the newest version")
-    if value.isdigit():
+    if _is_number(value):
         raise InvalidReference(f"label {value!r} would read as version number {int(value)}")
     if HEX_RE.match(value):
         raise InvalidReference(f"label {value!r} would read as a digest prefix")
@@ -91,7 +97,7 @@ class VersionRef:
     def kind(self) -> str:
         if self.selector == LATEST:
             return "latest"
-        if self.selector.isdigit() and len(self.selector) < MIN_DIGEST_PREFIX:
+        if _is_number(self.selector) and len(self.selector) < MIN_DIGEST_PREFIX:
             return "number"
         if HEX_RE.match(self.selector):
             # all-hex words such as "beef12" are digests: check_alias keeps aliases from them
@@ -116,7 +122,7 @@ class VersionRef:
             raise InvalidReference(f"reference {text!r} has more than one '@'")
         dataset = DatasetName.parse(name_part, default_namespace=default_namespace)
         selector = selector or LATEST
-        if selector.isdigit() and len(selector) < MIN_DIGEST_PREFIX:
+        if _is_number(selector) and len(selector) < MIN_DIGEST_PREFIX:
             if int(selector) < 1:
                 raise InvalidReference(f"reference {text!r}: version numbers start at 1")
             return cls(dataset, str(int(selector)))

@@ -127,12 +127,18 @@ class _Destination:
         return target
 
 
+def _part_name(directory: str) -> str:
+    """A temporary name in ``directory``: short, because ``.{name}.part`` of a 255-byte name is
+    longer than the file system allows (ENAMETOOLONG)."""
+    return os.path.join(directory, f".hw-{uuid.uuid4().hex[:12]}.part")
+
+
 def _write_bytes(target: str, data: bytes) -> None:
     """``target`` holds ``data`` afterwards, and never anything in between."""
     directory, name = os.path.split(target)
     if write_new_file(directory, name, data):
         return
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    tmp = _part_name(directory)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -143,8 +149,8 @@ def _write_bytes(target: str, data: bytes) -> None:
 
 
 def _write_stream(target: str, src: BinaryIO) -> None:
-    directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    directory = os.path.dirname(target)
+    tmp = _part_name(directory)
     try:
         with src, open(tmp, "wb") as out:
             shutil.copyfileobj(src, out, CHUNK)

@@ -319,12 +319,13 @@ class ObjectStore:
     def get_file(self, digest: str, dest: str | Path, *, context: str = "") -> None:
         """Copy an object to a local file, verifying it; ``dest`` appears only when complete.
 
-        From a local store the object is hashed first (memory-mapped, BLAKE3's threads) and then
+        From a local store the object is hashed first (BLAKE3's threads) and then
         copied by the kernel; from a remote one it streams through a verifying reader.
         """
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        # a short name: ".{dest.name}…" is longer than NAME_MAX when dest's name is 255 bytes
+        tmp = dest.with_name(f".hw-{uuid.uuid4().hex[:12]}.part")
         try:
             if self.local:
                 try:

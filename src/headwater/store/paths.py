@@ -6,12 +6,17 @@ that someone else wrote.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from headwater.errors import UnsafePath
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
+#: Drive-absolute on Windows (``C:/x``, ``C:``); backslashes are refused separately. ``C:data.txt``
+#: is an ordinary relative name on POSIX, where Headwater checks out, so it is allowed there.
+_DRIVE = re.compile(r"^[A-Za-z]:(/|\Z)")
+#: Drive-relative (``C:data.txt``): resolved against drive C's current directory on Windows.
+_DRIVE_RELATIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -25,6 +30,8 @@ def check_relpath(path: str) -> str:
         raise UnsafePath(f"path {path!r} contains a backslash; manifest paths use '/'")
     if path.startswith("/") or _DRIVE.match(path):
         raise UnsafePath(f"path {path!r} is absolute; manifest paths are relative")
+    if os.name == "nt" and _DRIVE_RELATIVE.match(path):
+        raise UnsafePath(f"path {path!r} names a drive and would escape its directory on Windows")
     parts = path.split("/")
     for part in parts:
         if part in ("", ".", ".."):

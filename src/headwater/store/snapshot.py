@@ -205,6 +205,11 @@ def _walk(
         yield d, 0, 1
         return
     if not os.path.isdir(root):
+        if os.path.lexists(root):
+            raise InvalidArgument(
+                f"path {root!r} is not a regular file or directory (a FIFO, socket, device or "
+                "broken link?); only files and directories can be logged"
+            )
         raise InvalidArgument(f"path {root!r} does not exist")
 
     lister = _Lister(prefetched)

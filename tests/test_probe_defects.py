@@ -1,0 +1,191 @@
+"""Small defects the probes of issue 14 found (section 8), each through the real component:
+the ``headwater`` command (click's runner or a subprocess), a real file system, real databases.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headwater import Catalog
+from headwater.errors import InvalidReference, UnsafePath
+from headwater.refs import DatasetName, VersionRef, check_alias, check_label
+from headwater.store.paths import check_relpath
+
+
+@pytest.fixture
+def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The CLI in-process (click's runner) with a home of its own; returns (exit, out, err)."""
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
+    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+def _one_error_line(code: int, err: str, *needles: str) -> str:
+    lines = err.strip().splitlines()
+    assert code != 0
+    assert len(lines) == 1 and lines[0].startswith("headwater: error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# -- names, aliases, labels, search, drive letters, FIFOs ------------------------------------------
+@pytest.mark.parametrize("bad", ["users\n", "ns\n/users"])
+def test_names_ending_in_newline_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidReference):
+        DatasetName.parse(bad, default_namespace="default")
+
+
+def test_aliases_and_labels_ending_in_newline_are_refused() -> None:
+    with pytest.raises(InvalidReference):
+        check_alias("production\n")
+    with pytest.raises(InvalidReference):
+        check_label("1.0\n")
+
+
+def test_log_refuses_a_name_ending_in_newline(sqlite_catalog: Catalog, data_dir: Path) -> None:
+    with pytest.raises(InvalidReference):
+        sqlite_catalog.log(data_dir, name="files\n")
+    assert sqlite_catalog.datasets() == []
+
+
+def test_superscript_digit_selector_is_one_line(hw) -> None:
+    with pytest.raises(InvalidReference):
+        VersionRef.parse("ds@²", default_namespace="default")
+    code, _, err = hw("show", "ds@²")
+    assert code == 2
+    _one_error_line(code, err, "'ds@²'")
+
+
+def test_search_treats_like_wildcards_literally(hw, tmp_path: Path) -> None:
+    src = tmp_path / "f.txt"
+    src.write_text("x\n")
+    for name in ("a_b", "axb", "c.d"):
+        assert hw("add", str(src), "--name", name)[0] == 0
+    import json
+
+    def found(term: str) -> list[str]:
+        code, out, err = hw("ls", "--search", term, "--json")
+        assert code == 0, err
+        return [d["name"] for d in json.loads(out)]
+
+    assert found("%") == []  # no name can hold "%"; as a wildcard it matched every dataset
+    assert found("_") == ["a_b"]
+    assert found("a_") == ["a_b"]
+    assert found("x") == ["axb"]
+
+
+def test_drive_relative_name_is_an_ordinary_posix_name(hw, tmp_path: Path) -> None:
+    assert check_relpath("C:data.txt") == "C:data.txt"
+    for absolute in ("C:/x", "c:/", "C:"):
+        with pytest.raises(UnsafePath):
+            check_relpath(absolute)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "C:data.txt").write_text("drive letter, but relative\n")
+    code, _, err = hw("add", str(src), "--name", "drives")
+    assert code == 0, err
+    dest = tmp_path / "out"
+    assert hw("get", "drives@1", str(dest))[0] == 0
+    assert (dest / "C:data.txt").read_text() == "drive letter, but relative\n"
+
+
+def test_add_fifo_says_it_is_not_a_regular_file(hw, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = hw("add", str(fifo), "--name", "pipe")
+    line = _one_error_line(code, err, "not a regular file or directory")
+    assert "does not exist" not in line
+
+
+# -- one line instead of a traceback --------------------------------------------------------------
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod-000 file; see the next test")
+def test_unreadable_file_is_one_line(hw, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "secret.txt").write_text("x\n")
+    (src / "secret.txt").chmod(0)
+    code, _, err = hw("add", str(src), "--name", "secret")
+    _one_error_line(code, err, "Permission denied", "secret.txt")
+
+
+def test_os_error_while_writing_is_one_line(hw, tmp_path: Path, data_dir: Path) -> None:
+    """An OSError root gets too (the destination's parent is a file): one line, no traceback."""
+    assert hw("add", str(data_dir), "--name", "files")[0] == 0
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory\n")
+    code, _, err = hw("get", "files@1", str(blocker / "dest"))
+    _one_error_line(code, err, str(blocker))
+
+
+def test_name_of_255_bytes_round_trips(hw, tmp_path: Path) -> None:
+    """The longest name a file system allows logs and checks out (the temporary name of the
+    checkout used to be longer than 255 bytes)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    name = "n" * 251 + ".txt"
+    (src / name).write_text("long name\n")
+    (src / ("m" * 255)).write_bytes(os.urandom(5 << 20))  # large: the streamed path
+    assert hw("add", str(src), "--name", "long")[0] == 0
+    dest = tmp_path / "out"
+    code, _, err = hw("get", "long@1", str(dest))
+    assert code == 0, err
+    assert (dest / name).read_text() == "long name\n"
+    assert (dest / ("m" * 255)).read_bytes() == (src / ("m" * 255)).read_bytes()
+
+
+def test_path_over_path_max_is_one_line(hw, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.txt").write_text("x\n")
+    too_long = str(src) + "/" + "/".join(["d" * 200] * 25) + "/f.txt"  # > 4096 bytes
+    code, _, err = hw("add", too_long, "--name", "toolong")
+    _one_error_line(code, err)
+    code, _, err = hw("get", "nope@1", too_long)
+    _one_error_line(code, err)
+
+
+# -- a large file that shrinks while it is hashed ----------------------------------------------
+_SHRINK = """
+import os, sys, threading
+from headwater.store.hashing import hash_file
+path = sys.argv[1]
+threading.Timer(0.3, lambda: os.truncate(path, 1 << 20)).start()
+try:
+    hash_file(path)
+except Exception as exc:
+    print(type(exc).__name__, exc, file=sys.stderr)
+    sys.exit(3)
+print("finished before the truncation", file=sys.stderr)
+sys.exit(4)
+"""
+
+
+def test_file_shrinking_while_hashed_is_an_error_not_sigbus(tmp_path: Path) -> None:
+    """A sparse 16 GiB file (hashing it takes seconds) truncated 0.3 s into the hash: a memory
+    map of it would die of SIGBUS; reads see the end and say so."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(16 << 30)
+    proc = subprocess.run([sys.executable, "-c", _SHRINK, str(big)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != -signal.SIGBUS, "killed by SIGBUS"
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+    assert "RunFailed" in proc.stderr and "changed while being read" in proc.stderr
