@@ -189,3 +189,103 @@ def test_file_shrinking_while_hashed_is_an_error_not_sigbus(tmp_path: Path) -> N
     assert proc.returncode != -signal.SIGBUS, "killed by SIGBUS"
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     assert "RunFailed" in proc.stderr and "changed while being read" in proc.stderr
+
+
+# -- catalog creation: concurrent, and interrupted ---------------------------------------------
+_OPEN = """
+import os, sys, time
+from headwater import Catalog
+go = sys.argv[2]
+while not os.path.exists(go):
+    time.sleep(0.001)
+Catalog.open(sys.argv[1], store_url=sys.argv[3]).close()
+print("opened")
+"""
+
+
+@pytest.fixture
+def fresh_pg_database(pg_base_url: str):
+    """A brand-new PostgreSQL database (not a schema: the probe's case), dropped after."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from headwater.catalog.db import normalise_url
+
+    name = f"hw_fresh_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(normalise_url(pg_base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = sa.engine.make_url(normalise_url(pg_base_url))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _open_all_at_once(
+    url: str, tmp_path: Path, n: int = 8
+) -> list[subprocess.CompletedProcess[str]]:
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN, url, str(go), str(tmp_path / "store")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    import time
+
+    time.sleep(1.5)  # every process has imported Headwater and is waiting for the start
+    go.write_text("go")
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results
+
+
+def test_eight_processes_create_one_postgres_catalog(fresh_pg_database: str,
+                                                     tmp_path: Path) -> None:
+    from headwater.catalog.db import HEAD_REVISION, create_catalog_engine, current_revision
+
+    results = _open_all_at_once(fresh_pg_database, tmp_path)
+    failures = [next((ln for ln in r.stderr.splitlines() if "Error" in ln), r.stderr[-200:])
+                for r in results if r.returncode != 0]
+    assert failures == [], failures
+    engine = create_catalog_engine(fresh_pg_database)
+    assert current_revision(engine) == HEAD_REVISION
+    engine.dispose()
+
+
+def test_eight_processes_create_one_sqlite_catalog(tmp_path: Path) -> None:
+    results = _open_all_at_once(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path)
+    failures = [next((ln for ln in r.stderr.splitlines() if "Error" in ln), r.stderr[-200:])
+                for r in results if r.returncode != 0]
+    assert failures == [], failures
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_interrupted_first_migration_is_half_initialised(backend: str, tmp_path: Path,
+                                                         request: pytest.FixtureRequest) -> None:
+    from headwater.catalog.db import HEAD_REVISION, create_catalog_engine, current_revision
+    from headwater.errors import CatalogSchemaOutdated
+
+    url = (f"sqlite:///{tmp_path / 'catalog.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    env = {**os.environ, "HEADWATER_FAILPOINTS": "migrate.after_0002"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from headwater import Catalog; "
+                           "Catalog.open(sys.argv[1], store_url=sys.argv[2])", url,
+                           str(tmp_path / "store")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 86, proc.stderr  # the failpoint's kill -9 stand-in
+    with pytest.raises(CatalogSchemaOutdated, match="half-initialised") as err:
+        Catalog.open(url, store_url=str(tmp_path / "store"))
+    assert "older" not in str(err.value) and "headwater db upgrade" in str(err.value)
+    # what the message says to do works: the catalog is created again, and usable
+    code = subprocess.run([sys.executable, "-m", "headwater", "--catalog", url, "db", "upgrade"],
+                          capture_output=True, text=True, timeout=120)
+    assert code.returncode == 0, code.stderr
+    engine = create_catalog_engine(url)
+    assert current_revision(engine) == HEAD_REVISION
+    engine.dispose()
+    with Catalog.open(url, store_url=str(tmp_path / "store")) as cat:
+        src = tmp_path / "f.txt"
+        src.write_text("x\n")
+        assert cat.log(src, name="after").number == 1

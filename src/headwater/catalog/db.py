@@ -8,10 +8,20 @@ package, so ``headwater db upgrade`` works from an installed wheel.
 Alembic is imported only to migrate: opening a catalog that is current reads the
 ``alembic_version`` row with one query and compares it with :data:`HEAD_REVISION` (a test keeps
 that constant equal to the migrations' head), which keeps every CLI command ~0.1 s faster.
+
+Migrations are serialised across processes (a PostgreSQL advisory lock; a ``flock`` on a file
+beside a SQLite catalog), and whoever gets the lock looks at the revision again: eight Airflow
+tasks opening one brand-new catalog at once migrate it once, instead of seven of them failing
+with a duplicate-table error. A first migration is bracketed by a marker table, so one that was
+interrupted (SQLite's DDL is not transactional under Alembic) is reported as a half-initialised
+catalog that ``headwater db upgrade`` recreates, not as an "older schema".
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,11 +140,81 @@ def current_revision(engine: Engine) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` (``headwater db upgrade``)."""
+#: A table that exists only while a catalog's first migration runs (see the module docstring).
+INIT_MARKER = "headwater_initialising"
+#: First half of the PostgreSQL advisory-lock key of migrations; the second is the schema's hash,
+#: so catalogs in different schemas of one database do not wait for each other.
+_PG_LOCK_CLASS = 0x68770001
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the catalog's migration lock (other processes migrating the same catalog wait)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            key = {"c": _PG_LOCK_CLASS}
+            conn.execute(text("SELECT pg_advisory_lock(:c, hashtext(current_schema()))"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(current_schema()))"),
+                             key)
+                conn.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield  # one process only (or nothing to lock a file beside)
+        return
+    import fcntl
+
+    # a file of its own: a lock on the database file would mix with SQLite's own POSIX locks
+    fd = os.open(f"{Path(database).expanduser()}-migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _has_table(engine: Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return inspect(conn).has_table(name)
+
+
+def _migrate(engine: Engine, revision: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+
+
+def _create_from_scratch(engine: Engine, revision: str) -> None:
+    """Migrate a catalog that holds no data, inside the marker that says so until it is done.
+
+    A marker left by an interrupted first migration means everything there is that migration's
+    partial work (no Headwater opens a catalog while the marker exists): it is dropped first.
+    """
+    from headwater.catalog.models import Base
+
+    with engine.begin() as conn:
+        if inspect(conn).has_table(INIT_MARKER):
+            Base.metadata.drop_all(conn, checkfirst=True)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        else:
+            conn.execute(text(f"CREATE TABLE {INIT_MARKER} (started INTEGER)"))
+    _migrate(engine, revision)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {INIT_MARKER}"))
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (``headwater db upgrade``); recreate a catalog whose
+    first migration was interrupted. Serialised with other processes by :func:`migration_lock`."""
+    with migration_lock(engine):
+        if _has_table(engine, INIT_MARKER) or is_empty(engine):
+            _create_from_scratch(engine, revision)
+        else:
+            _migrate(engine, revision)
 
 
 def is_empty(engine: Engine) -> bool:
@@ -148,14 +228,25 @@ def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
     A brand-new empty database is migrated on the spot when ``auto_migrate`` is set, so the
     embedded default just works; an existing older one is never changed behind the user's back.
     """
-    current = current_revision(engine)
     head = HEAD_REVISION
-    if current == head:
+    if current_revision(engine) == head:
         return
-    if current is None and auto_migrate and is_empty(engine):
-        upgrade(engine)
-        return
+    with migration_lock(engine):
+        # another process may have migrated it while this one waited for the lock
+        current = current_revision(engine)
+        if current == head:
+            return
+        half_initialised = _has_table(engine, INIT_MARKER)
+        if current is None and auto_migrate and is_empty(engine):
+            _create_from_scratch(engine, "head")
+            return
     where = safe_url(str(engine.url))
+    if half_initialised:
+        raise CatalogSchemaOutdated(
+            f"the catalog at {where} is half-initialised: its first migration was interrupted "
+            f"(at schema revision {current or 'none'}) and it holds no data yet; run "
+            "`headwater db upgrade` to create it again"
+        )
     if current is None:
         raise CatalogSchemaOutdated(
             f"the database at {where} is not a Headwater catalog (no schema revision); "

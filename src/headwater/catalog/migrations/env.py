@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from headwater import _failpoints
 from headwater.catalog.models import Base
 
 config = context.config
@@ -21,6 +22,10 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            # crash injection for the half-initialised-catalog test: migrate.after_0002, ...
+            on_version_apply=lambda *, step, **_: _failpoints.hit(
+                f"migrate.after_{step.up_revision_id}"
+            ),
         )
         with context.begin_transaction():
             context.run_migrations()
