@@ -16,6 +16,7 @@ import io
 import json
 import math
 import mimetypes
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +71,31 @@ class ReportInfo:
 
 def _bad(name: str, problem: str) -> ReportError:
     return ReportError(f"report {name!r}: {problem}")
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
+
+
+def check_header_safe(p: ReportPayload) -> ReportPayload:
+    """Refuse what would break the headers a download is served with: control characters (CR,
+    LF, NUL…) in the report's name or a sample's file name, and media types that are not a plain
+    ``type/subtype``. Checked when the report is logged, so nothing stored can break later."""
+    if any(not c.isprintable() for c in p.name):
+        raise ReportError(f"report name {p.name!r} contains a control character (CR, LF, tab, "
+                          "NUL…); use printable characters only")
+    raw_items = p.body.get("items")
+    items: list[Any] = raw_items if isinstance(raw_items, list) else []
+    medias = [p.media_type, *(m for _, m in p.extra_blobs)]
+    medias += [it.get("media_type") for it in items if isinstance(it, dict)]
+    for media in medias:
+        if media is not None and not _MEDIA_TYPE.fullmatch(str(media)):
+            raise _bad(p.name, f"media type {media!r} is not of the form type/subtype "
+                               "(letters, digits, !#$&^_.+-)")
+    for it in items:
+        filename = it.get("filename") if isinstance(it, dict) else None
+        if isinstance(filename, str) and any(not c.isprintable() for c in filename):
+            raise _bad(p.name, f"sample file name {filename!r} contains a control character")
+    return p
 
 
 def check_size(p: ReportPayload, max_bytes: int) -> ReportPayload:
@@ -248,7 +274,11 @@ def build_payload(name: str, kind: str, data: Any, **options: Any) -> ReportPayl
         "samples": samples_payload, "scalar": scalar_payload}
     if kind not in builders:
         raise _bad(name, f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    if any(not c.isprintable() for c in name):
+        raise ReportError(f"report name {name!r} contains a control character (CR, LF, tab, "
+                          "NUL…); use printable characters only")
     try:
-        return builders[kind](name, data, **options)
+        payload = builders[kind](name, data, **options)
     except TypeError as exc:
         raise _bad(name, f"bad options for a {kind} report: {exc}") from exc
+    return check_header_safe(payload)

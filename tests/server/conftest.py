@@ -43,14 +43,14 @@ def small(catalog: Catalog) -> Catalog:
 
 @pytest.fixture
 def client(small: Catalog) -> Iterator[TestClient]:
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         yield c
 
 
 @pytest.fixture
 def secured(small: Catalog) -> Iterator[TestClient]:
     policy = AccessPolicy.build(write_tokens=[WRITE], read_tokens=[READ])
-    with TestClient(create_app(small, policy=policy)) as c:
+    with TestClient(create_app(small, policy=policy), base_url="http://localhost") as c:
         yield c
 
 

@@ -131,14 +131,14 @@ def test_secrets_in_catalog_urls_never_appear(tmp_path: object, small: Catalog) 
                                  "postgresql+psycopg://bob:hunter2@db:5432/cat: refused")
 
     bad.session = broken  # type: ignore[method-assign]
-    with TestClient(create_app(bad)) as c:
+    with TestClient(create_app(bad), base_url="http://localhost") as c:
         r = c.get(f"{API}/datasets")
     assert r.status_code == 503
     assert "hunter2" not in r.text and "bob:***@db" in r.text
 
 
 def test_version_store_url_is_redacted(small: Catalog, tmp_path: object) -> None:
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         body = c.get(f"{API}/versions/t/users/1").json()
     assert "***" not in body["store_url"]  # a plain path: nothing to mask, nothing leaked
 

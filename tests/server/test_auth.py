@@ -39,13 +39,13 @@ def test_tokens_guard_reads_and_writes(secured: TestClient) -> None:
 
 def test_public_read(small: Catalog) -> None:
     policy = AccessPolicy.build(write_tokens=[WRITE], public_read=True)
-    with TestClient(create_app(small, policy=policy)) as c:
+    with TestClient(create_app(small, policy=policy), base_url="http://localhost") as c:
         assert c.get(f"{API}/datasets").status_code == 200
         assert c.put(ALIAS, json={"version": "2"}).status_code == 401
 
 
 def test_read_only_app_refuses_every_write(small: Catalog) -> None:
-    with TestClient(create_app(small, read_only=True)) as c:
+    with TestClient(create_app(small, read_only=True), base_url="http://localhost") as c:
         assert c.get(f"{API}/datasets").status_code == 200
         for r in (c.put(ALIAS, json={"version": "2"}), c.delete(ALIAS),
                   c.post(f"{API}/lineage", json={})):

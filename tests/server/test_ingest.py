@@ -31,7 +31,7 @@ def counts(cat: Catalog) -> dict[str, int]:
 
 @pytest.fixture
 def fresh(catalog: Catalog) -> Iterator[tuple[Catalog, TestClient]]:
-    with TestClient(create_app(catalog)) as c:
+    with TestClient(create_app(catalog), base_url="http://localhost") as c:
         yield catalog, c
 
 
@@ -110,7 +110,7 @@ def test_our_own_emitter_events_land_on_existing_versions(catalog_url: str, tmp_
                       conn.execute(sa.text("select event from lineage_outbox order by id"))]
         assert len(events) == 4  # START + COMPLETE of the log run and of derive
         before = counts(cat)
-        with TestClient(create_app(cat)) as c:
+        with TestClient(create_app(cat), base_url="http://localhost") as c:
             results = [c.post(f"{API}/lineage", json=e).json() for e in events]
             assert counts(cat) == before  # no duplicate datasets, versions or runs
             complete = results[-1]
@@ -136,7 +136,7 @@ def test_input_version_facet_links_that_exact_version_not_the_latest(small: Cata
         run_id=str(uuid.uuid4()), job_namespace="ext", job_name="reader", state="COMPLETE",
         event_time=utcnow(), params={}, code_fingerprint=None, cache_key=None, engine={},
         parent=None, nominal_time=None, inputs=(v1.info(),), outputs=())))
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         result = c.post(f"{API}/lineage", json=event).json()
         assert result["inputs"] == ["t/users@1"]
         # a foreign dataset: datasetVersion "a" then "b" written; a reader of "a" links to "a"
@@ -216,7 +216,7 @@ def test_airflow_task_events_fold_into_the_catalog_run(small: Catalog) -> None:
     complete = copy.deepcopy(complete)
     complete["run"]["runId"] = airflow_id
     complete["run"]["facets"]["headwater_provenance"]["runId"] = catalog_run.id
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         before = counts(small)
         assert c.post(f"{API}/lineage", json=start).json()["run_id"] == airflow_id
         assert counts(small)["runs"] == before["runs"] + 1
@@ -231,7 +231,7 @@ def test_airflow_task_events_fold_into_the_catalog_run(small: Catalog) -> None:
 
 
 def test_foreign_name_never_takes_over_a_native_dataset(small: Catalog) -> None:
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         r = c.post(f"{API}/lineage", json=spark_event(
             "COMPLETE", str(uuid.uuid4()), time="2026-01-01T00:00:00Z",
             outputs=[ds("t", "users", "1")])).json()
@@ -267,7 +267,7 @@ def test_dataset_and_job_events(fresh: Any) -> None:
 def test_malformed_events_are_422(sqlite_catalog: Catalog, mutate: Any) -> None:
     event = spark_event("COMPLETE", str(uuid.uuid4()), time="2026-01-01T00:00:00Z")
     mutate(event)
-    with TestClient(create_app(sqlite_catalog)) as c:
+    with TestClient(create_app(sqlite_catalog), base_url="http://localhost") as c:
         r = c.post(f"{API}/lineage", json=event)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"]
@@ -277,7 +277,7 @@ def test_hostile_facets_never_break_ingestion(sqlite_catalog: Catalog) -> None:
     weird: list[Any] = [None, [], "x", 1e309, -5, 2**80, {"fields": "nope"},
                         {"identifiers": [{"namespace": "headwater", "name": "../../etc"}]},
                         {"datasetVersion": {"nested": True}, "digest": "zz"}]
-    with TestClient(create_app(sqlite_catalog)) as c:
+    with TestClient(create_app(sqlite_catalog), base_url="http://localhost") as c:
         for n, value in enumerate(weird):
             facets = {k: value for k in ("schema", "symlinks", "version", "dataQualityMetrics")}
             event = spark_event("COMPLETE", str(uuid.uuid4()), time=f"2026-01-01T00:00:{n:02d}Z",
@@ -299,7 +299,7 @@ def test_concurrent_redeliveries_ingest_once(catalog: Catalog) -> None:
     app = create_app(catalog)
 
     def send() -> None:
-        with TestClient(app) as c:
+        with TestClient(app, base_url="http://localhost") as c:
             statuses.append(c.post(f"{API}/lineage", json=event).json()["status"])
 
     threads = [threading.Thread(target=send) for _ in range(6)]

@@ -24,7 +24,7 @@ def _job(c: TestClient, name: str, ins: list[str], outs: list[str], n: int) -> N
 
 def test_marquez_graph_of_known_shape(catalog: Catalog) -> None:
     """a →job1→ b →job2→ c, b →job3→ d; and an unrelated x →job4→ y."""
-    with TestClient(create_app(catalog)) as c:
+    with TestClient(create_app(catalog), base_url="http://localhost") as c:
         _job(c, "job1", ["a"], ["b"], 1)
         _job(c, "job2", ["b"], ["c"], 2)
         _job(c, "job3", ["b"], ["d"], 3)
@@ -73,7 +73,7 @@ def test_marquez_graph_of_known_shape(catalog: Catalog) -> None:
 def test_marquez_ids_of_our_own_datasets(small: Catalog) -> None:
     """Never-ingested catalog datasets get the ids our emitter gives them in Marquez."""
     store = small.store.url
-    with TestClient(create_app(small)) as c:
+    with TestClient(create_app(small), base_url="http://localhost") as c:
         body = c.get(f"{API}/lineage", params={"nodeId": "dataset:t:summary"}).json()
         ids = {n["id"] for n in body["graph"]}
         physical = next(i for i in ids if i.endswith("/datasets/t/users"))

@@ -22,8 +22,9 @@ def _catalog() -> Catalog:
     return HeadwaterHook().get_conn()
 
 
+# allowed_hosts="*": Airflow's API server decides which Host names it serves, not this app
 app = create_app(_catalog, policy=AccessPolicy(read_only=True), read_only=True,
-                 title="Headwater (read-only, in Airflow)")
+                 title="Headwater (read-only, in Airflow)", allowed_hosts=["*"])
 
 
 class HeadwaterPlugin(AirflowPlugin):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,10 +37,12 @@ from headwater.errors import (
     VersionNotFound,
 )
 from headwater.server.auth import AccessPolicy
+from headwater.server.download import VERIFY_FIRST_MAX
+from headwater.server.guard import LOCAL_HOSTS, MAX_BODY, RequestGuard, allowed_host_set
 from headwater.server.redact import install_log_filter, redact
+from headwater.server.retention import DEFAULT_RETENTION, EventRetention
 
 log = logging.getLogger("headwater.server")
-MAX_BODY = 16 * 1024 * 1024
 
 #: Our errors → HTTP status. Order matters: the first matching class wins.
 STATUS: list[tuple[type[BaseException], int]] = [
@@ -123,12 +126,22 @@ def create_app(
     policy: AccessPolicy | None = None,
     read_only: bool = False,
     title: str = "Headwater",
+    allowed_hosts: Iterable[str] | None = None,
+    max_body: int = MAX_BODY,
+    verify_first_max: int = VERIFY_FIRST_MAX,
+    event_retention: timedelta | None = DEFAULT_RETENTION,
 ) -> FastAPI:
     """The server app for ``catalog`` (or a function that opens it on first use).
 
     ``read_only=True`` removes every write endpoint's effect (they answer 403) and hides the
     UI's write actions: the Airflow plugin page mounts the app this way. ``policy`` defaults to no
     tokens (development mode): callers exposing the app beyond loopback must pass tokens.
+
+    ``allowed_hosts``: in no-token mode, the ``Host``/``Origin`` names served (default
+    localhost, 127.0.0.1, ::1; ``"*"`` for any) against DNS rebinding; ignored once tokens are
+    configured. ``max_body`` bounds request bodies as received and as inflated.
+    ``verify_first_max``: downloads up to this size are verified before their first byte.
+    ``event_retention``: ingested OpenLineage events older than this are pruned (None: kept).
     """
     from headwater.server.routes import datasets, lineage, openlineage, runs, ui, versions
 
@@ -158,20 +171,14 @@ def create_app(
     )
     app.state.catalog = CatalogHolder(catalog)
     app.state.policy = policy
+    app.state.verify_first_max = verify_first_max
+    app.state.retention = EventRetention(event_retention)
     _install_handlers(app)
     install_log_filter("headwater", "uvicorn", "uvicorn.error", "uvicorn.access")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[..., Any]) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return _error(400, "Content-Length is not a number")
-            if int(length) > MAX_BODY:
-                return _error(413, f"request body over {MAX_BODY // (1024 * 1024)} MiB")
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+    hosts = allowed_host_set(LOCAL_HOSTS if allowed_hosts is None else allowed_hosts)
+    app.add_middleware(RequestGuard, max_body=max_body,
+                       allowed_hosts=hosts if policy.open else None)
 
     for module in (datasets, versions, runs, lineage, openlineage):
         app.include_router(module.router, prefix="/api/v1")

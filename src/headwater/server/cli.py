@@ -46,11 +46,18 @@ def decide_host(host: str, *, open_mode: bool) -> tuple[str, str | None]:
 @click.option("--read-token", "read_tokens", multiple=True, help="Read-only token (repeatable).")
 @click.option("--public-read", is_flag=True, help="Reads need no token (writes still do).")
 @click.option("--read-only", is_flag=True, help="Disable every write endpoint.")
+@click.option("--allow-host", "allow_hosts", multiple=True,
+              help="With no token: another Host name to serve besides localhost, 127.0.0.1 and "
+              "::1 (repeatable; also HEADWATER_SERVER_ALLOWED_HOSTS=a,b; '*' for any).")
+@click.option("--event-retention-days", type=float, default=None,
+              help="Keep ingested OpenLineage events this many days (0: forever; default 90; "
+              "also HEADWATER_SERVER_EVENT_RETENTION_DAYS).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...],
           read_tokens: tuple[str, ...], public_read: bool, read_only: bool,
+          allow_hosts: tuple[str, ...], event_retention_days: float | None,
           log_level: str) -> None:
     """Serve the catalog: REST API (/api/v1, OpenAPI at /api/openapi.json), OpenLineage
     ingestion compatible with Marquez (POST /api/v1/lineage) and the web UI (/)."""
@@ -62,6 +69,8 @@ def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...],
         from headwater.lineage.base import NullLineage
         from headwater.server.app import create_app
         from headwater.server.auth import AccessPolicy
+        from headwater.server.guard import ENV_ALLOWED_HOSTS, LOCAL_HOSTS
+        from headwater.server.retention import retention_from
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise click.ClickException(
             f"the server needs FastAPI and uvicorn: pip install 'headwater[server]' ({exc})"
@@ -70,6 +79,9 @@ def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...],
     try:
         policy = AccessPolicy.from_env(os.environ, write_tokens=tokens, read_tokens=read_tokens,
                                        public_read=public_read, read_only=read_only)
+        retention = retention_from(
+            str(event_retention_days) if event_retention_days is not None
+            else os.environ.get("HEADWATER_SERVER_EVENT_RETENTION_DAYS"))
         catalog = Catalog.open(root.get("catalog_url"), store_url=root.get("store_url"),
                                lineage=NullLineage())
     except HeadwaterError as exc:
@@ -84,7 +96,11 @@ def serve(ctx: click.Context, host: str, port: int, tokens: tuple[str, ...],
     mode = "read-only" if policy.read_only else "read/write"
     click.echo(f"headwater serve: catalog {safe_url(catalog.settings.catalog_url)}, "
                f"{mode}, http://{bind}:{port}/", err=True)
-    app = create_app(catalog, policy=policy)
+    # no token: only these Host/Origin names are served (DNS rebinding), as Jupyter does
+    hosts = [*LOCAL_HOSTS, bind, *allow_hosts,
+             *(os.environ.get(ENV_ALLOWED_HOSTS) or "").split(",")]
+    app = create_app(catalog, policy=policy, allowed_hosts=hosts, event_retention=retention)
+    app.state.retention.maybe_prune(catalog)  # on start, then at most every 10 min of ingest
     uvicorn.run(app, host=bind, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                 timeout_keep_alive=30)
 

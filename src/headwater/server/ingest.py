@@ -79,6 +79,7 @@ from headwater.server.ol_names import (
     job_name,
 )
 from headwater.server.redact import redact, redact_json
+from headwater.server.retention import capped_event
 
 EXTERNAL = "external"
 #: ``Dataset.meta["origin"]`` of datasets created by ingestion (they may take external versions).
@@ -249,7 +250,7 @@ class Ingestor:
                         event_time=parse_event_time(event.eventTime),
                         producer=redact(event.producer),
                         received_at=utcnow(),
-                        event=redact_json(raw),
+                        event=capped_event(redact_json(raw)),
                     ))
                 return result
             except IntegrityError as exc:  # a concurrent writer inserted the same row first

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 EventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 MAX_DATASETS = 10_000
@@ -28,6 +36,28 @@ def parse_event_time(value: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def nul_path(value: Any) -> str | None:
+    """Where a NUL character hides in a JSON value (``run.facets.x[2]``), or None.
+
+    PostgreSQL stores no NUL in text or JSON (a 500 before this check) and SQLite's LIKE stops
+    at one; no name, facet or search needs one, so they are refused with the place named."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where or "(the value)"
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                key = f"{where}.{k}" if where else str(k)
+                if isinstance(k, str) and "\x00" in k:
+                    return key.replace("\x00", "\\u0000")
+                stack.append((key, v))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(item))
+    return None
 
 
 class _Open(BaseModel):
@@ -67,6 +97,15 @@ class _Timed(_Open):
                            json_schema_extra={"format": "date-time"})
     producer: str = Field(min_length=1, max_length=4096)
     schemaURL: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        where = nul_path(value)
+        if where is not None:
+            raise ValueError(f"{where} contains a NUL character (\\u0000), which the catalog "
+                             "cannot store; remove it")
+        return value
 
     @field_validator("eventTime")
     @classmethod

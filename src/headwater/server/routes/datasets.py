@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from headwater.catalog import repo
 from headwater.server import queries
@@ -34,6 +34,13 @@ class AliasMoveIn(BaseModel):
                          description="Version to point at: a number, alias or digest prefix.")
     actor: str | None = Field(default=None, max_length=256,
                               description="Who moved it (kept in the alias history).")
+
+    @field_validator("version", "actor")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("contains a NUL character (\\u0000), which the catalog cannot store")
+        return value
 
 
 @router.get("/namespaces", dependencies=[Read], summary="List namespaces")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from headwater.server import marquez
 from headwater.server.deps import CatalogDep, Read, Write
@@ -22,10 +22,12 @@ router = APIRouter(tags=["openlineage"])
 @router.post("/lineage", dependencies=[Write], status_code=201, response_model=IngestResult,
              responses={200: {"model": IngestResult, "description": "Duplicate: already seen"}},
              summary="Record an OpenLineage event (run, dataset or job event)")
-def post_lineage(catalog: CatalogDep, response: Response,
+def post_lineage(request: Request, catalog: CatalogDep, response: Response,
                  event: Annotated[LineageEventIn, Body()]) -> IngestResult:
     """Accepts what Marquez accepts (201). A redelivered event (same run id, event type and
-    event time) is acknowledged with 200 as a ``duplicate`` and changes nothing."""
+    event time) is acknowledged with 200 as a ``duplicate`` and changes nothing. Bodies may be
+    ``Content-Encoding: gzip`` (the size limit holds for the inflated bytes too)."""
+    request.app.state.retention.maybe_prune(catalog)
     result = Ingestor(catalog).ingest(event)
     if result.status == "duplicate":
         response.status_code = 200

@@ -11,10 +11,10 @@ import dataclasses
 import datetime as dt
 import decimal
 import math
-from collections.abc import Iterator
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
@@ -33,6 +33,7 @@ from headwater.server.deps import (
     split_ref,
     version_ref,
 )
+from headwater.server.download import content_disposition, verified_response
 from headwater.server.ingest import EXTERNAL
 from headwater.server.redact import redact
 from headwater.tables.detect import detect_format, format_of, is_data_file
@@ -138,23 +139,21 @@ def get_manifest(
 
 @router.get(BASE + "/files/{path:path}", dependencies=[Read], summary="Download one file",
             response_class=StreamingResponse)
-def get_file(catalog: CatalogDep, namespace: NamespaceP, name: NameP, selector: SelectorP,
+def get_file(request: Request, catalog: CatalogDep, namespace: NamespaceP, name: NameP,
+             selector: SelectorP,
              path: Annotated[str, Path(min_length=1, max_length=4096)]) -> StreamingResponse:
+    """The file's bytes, verified against its digest before the first byte (up to the server's
+    verify-first size; larger files carry ``ETag``/``Repr-Digest`` and abort on a mismatch)."""
     v = _stored(_resolve(catalog, namespace, name, selector))
     entry = catalog.manifest_of(v).by_path().get(path)
     if entry is None:
         raise VersionNotFound(f"{v.ref} has no file {path!r}")
-    stream = catalog.open_file(v, path)
-
-    def chunks() -> Iterator[bytes]:
-        with stream:
-            while chunk := stream.read(1024 * 1024):
-                yield chunk
-
-    filename = path.rsplit("/", 1)[-1].replace('"', "")
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Content-Length": str(entry.size)})
+    return verified_response(
+        catalog.open_file(v, path), digest=entry.digest, size=entry.size,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": content_disposition("attachment",
+                                                            path.rsplit("/", 1)[-1])},
+        verify_first_max=request.app.state.verify_first_max, context=f"{v.ref} {path}")
 
 
 @router.get(BASE + "/rows", dependencies=[Read], summary="Sample rows of a table version")
@@ -237,6 +236,7 @@ def _report(catalog: Catalog, report_id: int) -> Report:
         return report
 
 
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\Z")
 INLINE = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml", "audio/",
           "video/", "text/plain")
 
@@ -245,7 +245,7 @@ INLINE = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml",
             summary="A report's stored payload, or one sample item's (`item=`)",
             response_class=StreamingResponse)
 def get_report_payload(
-    catalog: CatalogDep, report_id: Annotated[int, Path(ge=1, le=2**62)],
+    request: Request, catalog: CatalogDep, report_id: Annotated[int, Path(ge=1, le=2**62)],
     item: Annotated[int | None, Query(ge=0, le=100_000)] = None,
 ) -> StreamingResponse:
     report = _report(catalog, report_id)
@@ -259,20 +259,20 @@ def get_report_payload(
                               + (f" for item {item}" if item is not None else ""))
     store = catalog.store_for(report.store_url or catalog.store.url)
     stream = store.open(digest, context=f"report {report.name}")
-
-    def chunks() -> Iterator[bytes]:
-        with stream:
-            while chunk := stream.read(1024 * 1024):
-                yield chunk
-
     media = media or "application/octet-stream"
+    if not _MEDIA_TYPE.match(media):  # logged before media types were checked
+        media = "application/octet-stream"
     inline = media.startswith(INLINE)
-    return StreamingResponse(chunks(), media_type=media if inline else "application/octet-stream",
-                             headers={
-        # sandbox: an SVG opened directly can never run script in this origin
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-        "Content-Disposition": "inline" if inline else
-        f'attachment; filename="{report.name.replace(chr(34), "")}"'})
+    return verified_response(
+        stream, digest=digest, size=None,
+        media_type=media if inline else "application/octet-stream",
+        headers={
+            # sandbox: an SVG opened directly can never run script in this origin
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Content-Disposition": "inline" if inline else
+            content_disposition("attachment", report.name)},
+        verify_first_max=request.app.state.verify_first_max,
+        context=f"report {report.name!r} ({digest})")
 
 
 @router.get("/reports/{report_id}/rows", dependencies=[Read],
