@@ -9,13 +9,14 @@ uniform rows whose ``record`` is the original record as canonical JSON — nothi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
+
+from headwater.canonical import canonical_json
 
 __all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "dead_letter_row"]
 
@@ -35,7 +36,7 @@ def dead_letter_row(record: Mapping[str, Any], step: str, id_column: str | None,
         "reason": record.get("reason"),
         "column": record.get("column"),
         "record_id": None if rid is None else str(rid),
-        "record": json.dumps(body, sort_keys=True, default=str, separators=(",", ":")),
+        "record": canonical_json(body),
     }
 
 

@@ -23,7 +23,6 @@ smallest record id; an ID goes to at most one person, and an old ID never to a n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -31,6 +30,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.transforms.display import DisplayDataItem
 
+from headwater.canonical import canonical_json
 from headwater.errors import InvalidArgument
 from headwater.steps.id_merge import IdMergeParams, IdMergeStep
 from headwater.steps.linkage.blocking import blocking_keys, pairs_in_block, sort_key
@@ -66,7 +66,7 @@ class _KeyById(beam.DoFn):
 
 
 def _canonical(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
+    return canonical_json(record)
 
 
 class _OnePerId(beam.DoFn):

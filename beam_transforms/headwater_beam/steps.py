@@ -13,7 +13,6 @@ the bundle forever.
 from __future__ import annotations
 
 import itertools
-import json
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from apache_beam import pvalue
 from apache_beam.transforms.display import DisplayDataItem
 
 from headwater import Catalog, Settings
+from headwater.canonical import canonical_json
 from headwater.errors import InvalidArgument
 from headwater.steps import InvalidStepParameter, Step
 from headwater.steps.clean import CleanParams, CleanStep, clean_record
@@ -234,7 +234,7 @@ def split_key(record: dict[str, Any], params: SplitParams) -> str | None:
     if params.key_column is not None:
         value = record.get(params.key_column)
         return None if value is None else str(value)
-    return json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
+    return canonical_json(record)
 
 
 class _SplitKeyFn(beam.DoFn):

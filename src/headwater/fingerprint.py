@@ -7,11 +7,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from headwater.canonical import canonical_bytes, canonical_json
 from headwater.store.hashing import hash_bytes
 
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+__all__ = ["cache_key", "canonical_json", "fingerprint_code"]
 
 
 def fingerprint_code(code: str | Callable[..., Any] | None) -> str | None:
@@ -47,4 +46,4 @@ def cache_key(
         "job": job,
         "params": json.loads(canonical_json(dict(params))),
     }
-    return hash_bytes(canonical_json(doc).encode("utf-8"))
+    return hash_bytes(canonical_bytes(doc))

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from headwater.canonical import canonical_json
 from headwater.steps.base import (
     Record,
     Step,
@@ -83,7 +84,7 @@ def record_hash(key: str, seed: int) -> bytes:
 def _key(record: Record, key_column: str | None) -> str:
     if key_column is not None:
         return str(record[key_column])
-    return json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
+    return canonical_json(record)
 
 
 def stratum_of(record: Record, params: SplitParams) -> str:

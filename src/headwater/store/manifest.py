@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from headwater.canonical import canonical_json
 from headwater.errors import HeadwaterError, UnsafePath
 from headwater.store.hashing import DIGEST_HEX_LEN, HASH_NAME, new_hasher
 from headwater.store.paths import check_relpath
@@ -34,7 +35,8 @@ _PLAIN_LINE = re.compile(
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Raw UTF-8 (ensure_ascii=False) and no str() fallback: the v1 format as written since day one.
+    return canonical_json(obj, ensure_ascii=False, stringify=False)
 
 
 def check_digest(digest: str) -> str:
