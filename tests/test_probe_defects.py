@@ -289,3 +289,73 @@ def test_interrupted_first_migration_is_half_initialised(backend: str, tmp_path:
         src = tmp_path / "f.txt"
         src.write_text("x\n")
         assert cat.log(src, name="after").number == 1
+
+
+# -- symbolic links and special files: an explicit choice, and a warning -----------------------
+@pytest.fixture
+def linked_tree(tmp_path: Path) -> Path:
+    """A tree with a link inside it, a link out of it, a directory link and a FIFO."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not part of the tree\n")
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha\n")
+    (root / "sub" / "b.txt").write_text("beta\n")
+    (root / "link-in.txt").symlink_to(root / "sub" / "b.txt")
+    (root / "link-out.txt").symlink_to(outside / "secret.txt")
+    (root / "dirlink").symlink_to(root / "sub")
+    os.mkfifo(root / "pipe")
+    return root
+
+
+def _paths(out: str) -> list[str]:
+    import json
+
+    return [f["path"] for f in json.loads(out)["files"]]
+
+
+def test_default_follows_links_inside_and_warns_about_the_rest(hw, linked_tree: Path) -> None:
+    code, _, err = hw("add", str(linked_tree), "--name", "linked")
+    assert code == 0, err
+    code, out, _ = hw("show", "linked@1", "--json")
+    assert _paths(out) == ["a.txt", "link-in.txt", "sub/b.txt"]
+    warnings = [ln for ln in err.splitlines() if ln.startswith("headwater: warning: ")]
+    assert len(warnings) == 1, err
+    assert "3 entries" in warnings[0]
+    for name in ("link-out.txt", "outside the tree", "dirlink", "pipe", "not a regular file"):
+        assert name in warnings[0], warnings[0]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("none", ["a.txt", "sub/b.txt"]),
+    ("all", ["a.txt", "link-in.txt", "link-out.txt", "sub/b.txt"]),
+])
+def test_follow_symlinks_choices(hw, linked_tree: Path, policy: str,
+                                 expected: list[str]) -> None:
+    code, _, err = hw("add", str(linked_tree), "--name", "linked", "--follow-symlinks", policy)
+    assert code == 0, err
+    assert _paths(hw("show", "linked@1", "--json")[1]) == expected
+    assert "pipe" in err and "dirlink" in err
+
+
+def test_follow_symlinks_through_the_api_and_a_shared_walk(
+    sqlite_catalog: Catalog, linked_tree: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The helper process of a large tree's walk applies the same policy and reports the same
+    skipped entries as listing in this process."""
+    from headwater.store import snapshot as snapshot_mod
+
+    monkeypatch.setattr(snapshot_mod, "HELPER_MIN_DIRS", 0)
+    for sub in ("x", "y", "z"):
+        (linked_tree / sub).mkdir()
+        (linked_tree / sub / "f.txt").write_text(sub)
+        (linked_tree / sub / "out.txt").symlink_to(linked_tree.parent / "outside" / "secret.txt")
+    with caplog.at_level("WARNING", logger="headwater.store.snapshot"):
+        v = sqlite_catalog.log(linked_tree, name="linked")
+    assert "secret.txt" not in {e.path.rsplit("/", 1)[-1] for e in v.manifest()}
+    assert "out.txt" not in {e.path.rsplit("/", 1)[-1] for e in v.manifest()}
+    assert "6 entries" in caplog.text and "z/out.txt" in caplog.text
+    v2 = sqlite_catalog.log(linked_tree, name="linked-all", follow_symlinks="all")
+    assert {"link-out.txt", "x/out.txt"} <= {e.path for e in v2.manifest()}

@@ -31,6 +31,7 @@ from headwater.store.checkout import checkout, open_entry, read_manifest
 from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
 from headwater.store.statcache import open_stat_cache
+from headwater.store.walk import DEFAULT_FOLLOW
 from headwater.tables.detect import detect_format, format_of, is_data_file
 from headwater.version import Version as VersionHandle
 from headwater.version import VersionInfo
@@ -198,6 +199,7 @@ class Catalog(ReportsMixin):
         label: str | None = None,
         description: str | None = None,
         properties: Mapping[str, Any] | None = None,
+        follow_symlinks: str = DEFAULT_FOLLOW,
     ) -> VersionHandle:
         """Log ``data`` as a new version of ``name`` and return it.
 
@@ -205,7 +207,10 @@ class Catalog(ReportsMixin):
         returned with ``created=False``. Parents are recorded as explicit parents and as inputs
         of the logging run, so lineage walks find them. ``label`` is an immutable human name for
         the new version (``users@1.0-kaggle``); ``description``/``properties`` can be edited
-        later with :meth:`annotate`.
+        later with :meth:`annotate`. ``follow_symlinks`` (``none``, ``inside`` — the default —
+        or ``all``) says which symbolic links to files of a directory are followed; what is left
+        out (other links, links to directories, FIFOs, sockets, devices) is named in a warning
+        on the ``headwater.store.snapshot`` logger.
         """
         ds = self.dataset_name(name)
         pinned = [self._pin(p) for p in parents]
@@ -224,6 +229,7 @@ class Catalog(ReportsMixin):
                 label=label,
                 description=description,
                 properties=properties,
+                follow_symlinks=follow_symlinks,
             )
         return run.outputs[0]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc as pygc  # the module: "gc" below is the command
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -47,6 +48,25 @@ def friendly(fn: F) -> F:
             raise UserError(_os_error_line(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+class _WarningLine(logging.Handler):
+    """Warnings of the ``headwater`` logger (files left out of a version, ...) as one
+    ``headwater: warning:`` line each on stderr, written through click so runners capture it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"headwater: warning: {record.getMessage()}", err=True)
+
+
+def _show_warnings() -> None:
+    """Only the store's: what a snapshot left out belongs on the terminal; lineage delivery
+    retries and the like stay in the log."""
+    logger = logging.getLogger("headwater.store.snapshot")
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        handler = _WarningLine(logging.WARNING)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -118,6 +138,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.pass_context
 def main(ctx: click.Context, catalog_url: str | None, store_url: str | None) -> None:
     """Headwater: versioned datasets with provenance, for Airflow and Beam pipelines."""
+    _show_warnings()
     ctx.ensure_object(dict).update(catalog_url=catalog_url, store_url=store_url)
 
 
@@ -129,6 +150,14 @@ def main(ctx: click.Context, catalog_url: str | None, store_url: str | None) -> 
 @click.option("--reference", is_flag=True, help="Track the data in place instead of copying it.")
 @click.option("--key", default=None, help="Comma-separated key columns for row diffs of tables.")
 @click.option("--parent", "parents", multiple=True, help="Parent version reference (repeatable).")
+@click.option(
+    "--follow-symlinks",
+    type=click.Choice(["none", "inside", "all"]),
+    default="inside",
+    show_default=True,
+    help="Symbolic links to files to follow: none, those resolving inside SOURCE, or all. "
+    "Links left out, links to directories and special files are listed in a warning.",
+)
 @json_option
 @click.pass_context
 @friendly
@@ -141,6 +170,7 @@ def add(
     reference: bool,
     key: str | None,
     parents: tuple[str, ...],
+    follow_symlinks: str,
     as_json: bool,
 ) -> None:
     """Log SOURCE (a path or URI) as a new version of dataset NAME."""
@@ -155,6 +185,7 @@ def add(
         reference=reference,
         key=key.split(",") if key else None,
         parents=parents,
+        follow_symlinks=follow_symlinks,
     )
     if as_json:
         _emit_json(v.info().to_dict())

@@ -28,6 +28,7 @@ from headwater.reporting import StoredReport, insert_report, store_payload, writ
 from headwater.reports import build_payload
 from headwater.staging import KnownVersions, Staged, profile_manifest, publish_manifest, stage
 from headwater.store.manifest import Manifest, ManifestEntry
+from headwater.store.walk import DEFAULT_FOLLOW
 from headwater.version import VersionInfo
 
 if TYPE_CHECKING:
@@ -192,12 +193,15 @@ class RunContext:
         label: str | None = None,
         description: str | None = None,
         properties: Mapping[str, Any] | None = None,
+        follow_symlinks: str = DEFAULT_FOLLOW,
     ) -> Staged:
         """Stage ``data`` as the next version of ``name``; it becomes visible when the run commits.
 
         ``data`` is a local path (file or directory), a ``file://``/``s3://``/``gs://`` URI, an
         Arrow table or a pandas DataFrame. Table files (Parquet, CSV, JSONL, Arrow) are profiled:
-        schema, row count, null counts and a layout-independent fingerprint.
+        schema, row count, null counts and a layout-independent fingerprint. In a directory,
+        symbolic links to files inside it are followed by default (``follow_symlinks``: ``none``,
+        ``inside``, ``all``); links left out and special files are named in a warning.
         """
         self._check_running()
         cat = self.catalog
@@ -209,6 +213,7 @@ class RunContext:
             reference=reference,
             progress=cat.progress,
             known=self._known_versions(),
+            follow_symlinks=follow_symlinks,
         )
         return self._add(snap.manifest, profile, name=str(ds_name), type=type, metadata=metadata,
                          stats=stats, parents=parents, reference=reference, key=key,

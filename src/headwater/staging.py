@@ -28,6 +28,7 @@ from headwater.store.snapshot import (
     snapshot_reference,
     snapshot_remote,
 )
+from headwater.store.walk import DEFAULT_FOLLOW
 from headwater.tables.detect import detect_format, format_of, is_data_file
 
 if TYPE_CHECKING:
@@ -128,11 +129,13 @@ def stage(
     reference: bool = False,
     progress: Progress | None = None,
     known: KnownVersions | None = None,
+    follow_symlinks: str = DEFAULT_FOLLOW,
 ) -> tuple[Snapshot, TableProfile | None]:
     """Write ``data`` (path, URI, Arrow table or DataFrame) into ``store``; profile tables.
 
     ``known`` lets a local snapshot skip existence checks and profiling for content the catalog
-    has already committed.
+    has already committed. ``follow_symlinks``: which symbolic links of a local directory are
+    followed (:data:`headwater.store.walk.FOLLOW_CHOICES`).
     """
     if _is_arrow_table(data) or _is_dataframe(data):
         import pyarrow as pa
@@ -169,7 +172,8 @@ def stage(
         if not local.exists():
             raise InvalidArgument(f"path {str(local)!r} does not exist")
         snap = snapshot_local(store, local, progress=progress, stat_cache=store.stat_cache,
-                              committed=known.manifests if known is not None else None)
+                              committed=known.manifests if known is not None else None,
+                              follow_symlinks=follow_symlinks)
         _failpoints.hit("stage.after_objects")
         if snap.known and known is not None:
             return snap, known.profile(snap.manifest.digest)

@@ -19,6 +19,7 @@ prefix) then says which to upload, and those are uploaded in parallel, re-hashed
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -135,11 +136,17 @@ class _Lister:
     only means this process lists that directory itself.
     """
 
-    def __init__(self, helper: walk.Helper | None = None) -> None:
+    def __init__(
+        self, helper: walk.Helper | None = None, *, root: str = "",
+        follow: str = walk.DEFAULT_FOLLOW, skipped: list[str] | None = None,
+    ) -> None:
         self._helper = helper
         self._tops = {top: i for i, top in enumerate(helper.tops)} if helper else {}
         # (subtree top + "/", its file, its records)
-        self._reading: tuple[str, BinaryIO, Iterator[tuple[str, Listing]]] | None = None
+        self._reading: tuple[str, BinaryIO, Iterator[tuple[str, Listing, list[str]]]] | None = None
+        self.root, self.follow = root, follow
+        #: entries left out of the listings (links not followed, special files), for a warning
+        self.skipped: list[str] = skipped if skipped is not None else []
 
     def share(self, root: str, subdirs: list[str]) -> None:
         """Hand the second half of ``root``'s top-level subtrees to a helper process.
@@ -151,7 +158,7 @@ class _Lister:
         if self._helper is not None or not tops:
             return
         try:
-            self._helper = walk.Helper(tops)
+            self._helper = walk.Helper(tops, tree=self.root or root, follow=self.follow)
         except OSError:
             return
         self._tops = {top: i for i, top in enumerate(tops)}
@@ -167,13 +174,14 @@ class _Lister:
             self._stop_reading()
         if self._reading is not None:
             try:
-                found, listing = next(self._reading[2])
+                found, listing, skipped = next(self._reading[2])
             except (StopIteration, EOFError, ValueError, TypeError):
-                found, listing = None, None
+                found, listing, skipped = None, None, []
             if found == path and listing is not None:
+                self.skipped.extend(skipped)
                 return listing
             self._stop_reading()
-        return list_dir(path)
+        return list_dir(path, follow=self.follow, root=self.root or None, skipped=self.skipped)
 
     def _stop_reading(self) -> None:
         if self._reading is not None:
@@ -189,7 +197,8 @@ class _Lister:
 
 def _walk(
     root: str, on_list: Callable[[_Dir], None], *, helper: bool = False,
-    prefetched: walk.Helper | None = None,
+    prefetched: walk.Helper | None = None, follow: str = walk.DEFAULT_FOLLOW,
+    skipped: list[str] | None = None,
 ) -> Iterator[_Run]:
     """Runs of files under ``root`` in ascending path order; ``on_list`` sees each directory
     when it is listed (in ascending key order), before any of its runs is yielded.
@@ -212,7 +221,7 @@ def _walk(
             )
         raise InvalidArgument(f"path {root!r} does not exist")
 
-    lister = _Lister(prefetched)
+    lister = _Lister(prefetched, root=root, follow=follow, skipped=skipped)
 
     def open_dir(path: str, prefix: str) -> tuple[_Dir, Iterator[int | str], list[int]]:
         if prefix and _NEEDS_FULL_CHECK.search(prefix) is not None:
@@ -459,8 +468,13 @@ def snapshot_local(
     progress: Progress | None = None,
     stat_cache: StatCache | None = None,
     committed: CommittedLookup | None = None,
+    follow_symlinks: str = walk.DEFAULT_FOLLOW,
 ) -> Snapshot:
     """Hash every file under ``source`` and put the ones the store lacks into it.
+
+    ``follow_symlinks`` (:data:`walk.FOLLOW_CHOICES`): which symbolic links to files are
+    followed; what is left out (other links, special files) is logged as one warning on the
+    ``headwater.store.snapshot`` logger, listing the paths.
 
     ``stat_cache`` (default: none) supplies the digests of files unchanged since they were last
     hashed on this machine. Their objects are known present when the manifest the cache row was
@@ -471,7 +485,11 @@ def snapshot_local(
     cache = stat_cache if stat_cache is not None else NullStatCache()
     root = os.path.abspath(source)
     began = time.monotonic()
-    prefetched = walk.take_prefetched(root)
+    if follow_symlinks not in walk.FOLLOW_CHOICES:
+        raise InvalidArgument(f"follow_symlinks must be one of {', '.join(walk.FOLLOW_CHOICES)}, "
+                              f"not {follow_symlinks!r}")
+    prefetched = walk.take_prefetched(root, follow_symlinks)
+    skipped: list[str] = []
     progress.start(f"hashing {source}", None)
     try:
         with cache.scan(root) as scan, ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
@@ -479,7 +497,8 @@ def snapshot_local(
             build = _Build(store, scan, pool, progress, committed, started)
             try:
                 share = scan.dirs_hint >= HELPER_MIN_DIRS and _helper_allowed()
-                for run in _walk(root, build.listed, helper=share, prefetched=prefetched):
+                for run in _walk(root, build.listed, helper=share, prefetched=prefetched,
+                                 follow=follow_symlinks, skipped=skipped):
                     build.add_run(run)
                 build.flush()
             except BaseException:
@@ -504,12 +523,22 @@ def snapshot_local(
         progress.stop()
         if prefetched is not None:
             prefetched.close()  # normally already closed by the walk
+    if skipped:
+        _warn_skipped(source, skipped)
     formats = frozenset(f or None for f in build.formats)
     long_ago = time.monotonic() - began > RECHECK_ALL_AFTER_S
     return Snapshot(manifest, build.ingest.new_objects, build.ingest.new_bytes,
                     known=known and not corrections,
                     unconfirmed=None if long_ago and not known else frozenset(unconfirmed),
                     formats=formats)
+
+
+def _warn_skipped(source: Path | str, skipped: list[str], shown: int = 20) -> None:
+    listed = "; ".join(skipped[:shown]) + (f"; and {len(skipped) - shown} more"
+                                           if len(skipped) > shown else "")
+    logging.getLogger(__name__).warning(
+        "%d entr%s under %s left out of the version: %s", len(skipped),
+        "y" if len(skipped) == 1 else "ies", source, listed)
 
 
 def _helper_allowed() -> bool:

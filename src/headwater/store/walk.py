@@ -3,12 +3,11 @@
 A re-log of an unchanged tree is one ``stat`` per file, and on a 2-core machine half of those can
 run in a second process: Python threads cannot share the work (each ``stat`` releases and retakes
 the GIL, and two threads listing directories measured twice as slow as one). So a snapshot of a
-tree the stat cache knows to be large starts this file as a helper process
-(``python -S -E walk.py OUT_DIR DIR...``): it lists the second half of the top-level subtrees,
-writing each
-subtree's listings to a file of its own and its index to stdout when done, while the snapshot
-lists the others; the snapshot then reads the helper's listings in the same pre-order it would
-have produced them. Any helper failure only means the snapshot lists that subtree itself.
+tree the stat cache knows to be large starts this file as a helper process (``python -S -E walk.py
+OUT_DIR FOLLOW TREE DIR...``): it lists the second half of the top-level subtrees, writing each
+subtree's listings to a file of its own and its index to stdout when done, while the snapshot lists
+the others; the snapshot then reads the helper's listings in the same pre-order it would have
+produced them. Any helper failure only means the snapshot lists that subtree itself.
 
 This module imports nothing from Headwater (the helper runs without site-packages, so it starts
 in ~20 ms) and is the one implementation of directory listing either way.
@@ -25,16 +24,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import BinaryIO
 
 #: ``(name, size, mtime_ns, inode)`` of one regular file.
 FileStat = tuple[str, int, int, int]
 #: A directory's regular files (by name) and the order of its files and subdirectories.
 Listing = tuple[list[FileStat], list[int | str]]
+#: What is done with symbolic links: ``none`` follows none; ``inside`` (the default) follows
+#: links to files that resolve inside the tree being logged; ``all`` follows links to files
+#: anywhere. Links to directories are never descended (a link to an ancestor would loop).
+FOLLOW_CHOICES = ("none", "inside", "all")
+DEFAULT_FOLLOW = "inside"
 
 
-def list_dir(directory: str) -> Listing:
+def list_dir(
+    directory: str, *, follow: str = DEFAULT_FOLLOW, root: str | None = None,
+    skipped: list[str] | None = None,
+) -> Listing:
     """A directory's regular files sorted by name, and the order in which its files and
     subdirectories appear in a sorted walk: run lengths of files (int) between subdirectory
     names (str).
@@ -42,9 +49,15 @@ def list_dir(directory: str) -> Listing:
     Sorting by ``name + "/"`` for folders orders entries exactly as the full paths under them
     sort as strings, so a pre-order walk yields paths in manifest order with no global sort,
     and visits directories in ascending order of ``path + "/"`` (the stat cache's key order).
-    Symbolic links to files are followed; links to directories are not descended (as
-    ``os.walk`` does); an entry that disappears during the walk is skipped.
+    Symbolic links are followed as ``follow`` says (:data:`FOLLOW_CHOICES`; ``root``, default
+    ``directory``, is the tree "inside" refers to); links not followed, links to directories
+    and special files (FIFOs, sockets, devices) are left out and, when ``skipped`` is given,
+    appended to it as ``"path: reason"`` so the caller can say so. An entry that disappears
+    during the walk is skipped.
     """
+    if follow not in FOLLOW_CHOICES:
+        raise ValueError(f"follow must be one of {', '.join(FOLLOW_CHOICES)}, not {follow!r}")
+    inside = os.path.realpath(root or directory) + "/"
     files: list[FileStat] = []
     subdirs: list[str] = []
     # listing through a directory descriptor makes each stat one fstatat() of a bare name
@@ -57,11 +70,26 @@ def list_dir(directory: str) -> Listing:
                     if entry.is_dir(follow_symlinks=False):
                         subdirs.append(entry.name)
                         continue
+                    link = entry.is_symlink()
                     st = entry.stat()  # follows a symlink, as is_file() would
                 except OSError:
+                    if skipped is not None and entry.is_symlink():
+                        skipped.append(f"{directory}/{entry.name}: broken symbolic link")
                     continue
-                if S_ISREG(st.st_mode):
+                why = None
+                if not S_ISREG(st.st_mode):
+                    why = ("symbolic link to a directory (not descended)" if S_ISDIR(st.st_mode)
+                           else "not a regular file (FIFO, socket or device)")
+                elif link and follow != "all":
+                    target = os.path.realpath(f"{directory}/{entry.name}")
+                    if follow == "none":
+                        why = "symbolic link (not followed: --follow-symlinks none)"
+                    elif not target.startswith(inside):
+                        why = f"symbolic link to {target}, outside the tree (not followed)"
+                if why is None:
                     files.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+                elif skipped is not None:
+                    skipped.append(f"{directory}/{entry.name}: {why}")
     finally:
         os.close(fd)
     files.sort()  # by name: names are unique, so the other fields are never compared
@@ -83,31 +111,40 @@ def list_dir(directory: str) -> Listing:
     return files, order
 
 
-def walk_listings(top: str) -> Iterator[tuple[str, Listing]]:
-    """``(directory, listing)`` for ``top`` and every directory under it, in pre-order."""
+def walk_listings(
+    top: str, *, follow: str = DEFAULT_FOLLOW, root: str | None = None
+) -> Iterator[tuple[str, Listing, list[str]]]:
+    """``(directory, listing, skipped)`` for ``top`` and every directory under it, in
+    pre-order (``skipped``: see :func:`list_dir`)."""
     stack = [top]
     while stack:
         path = stack.pop()
-        listing = list_dir(path)
-        yield path, listing
+        skipped: list[str] = []
+        listing = list_dir(path, follow=follow, root=root or top, skipped=skipped)
+        yield path, listing, skipped
         stack.extend(f"{path}/{s}" for s in reversed(listing[1]) if isinstance(s, str))
 
 
 class Helper:
     """A helper process listing the subtrees ``tops`` (raises OSError if it cannot start)."""
 
-    def __init__(self, tops: list[str], *, root: str | None = None) -> None:
+    def __init__(
+        self, tops: list[str], *, root: str | None = None, tree: str | None = None,
+        follow: str = DEFAULT_FOLLOW,
+    ) -> None:
         if not sys.executable:
             raise OSError("no Python executable to run the walk helper with")
         self.tops = list(tops)
         self.root = root  # the tree whose top-level subtrees these are (a prefetch's)
+        self.follow = follow
+        tree = tree or root or os.path.dirname(self.tops[0])  # what "inside" means
         self.started_ns = time.time_ns()
         self._tmp = tempfile.mkdtemp(prefix="hw-walk-")
         self._done: dict[int, bool] = {}
         try:
             self._proc: subprocess.Popen[str] | None = subprocess.Popen(
                 [sys.executable, "-S", "-E", "-s", os.path.abspath(__file__), self._tmp,
-                 *self.tops],
+                 follow, tree, *self.tops],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True,
             )
@@ -169,11 +206,12 @@ def _drop_prefetched() -> None:
         helper.close()
 
 
-def take_prefetched(root: str) -> Helper | None:
-    """The helper :func:`prefetch` started for ``root``, handed over once (None if none)."""
+def take_prefetched(root: str, follow: str = DEFAULT_FOLLOW) -> Helper | None:
+    """The helper :func:`prefetch` started for ``root``, handed over once (None if none, or if
+    it lists with another symlink policy than ``follow``)."""
     global _prefetched
     helper, _prefetched = _prefetched, None
-    if helper is not None and helper.root != root:
+    if helper is not None and (helper.root != root or helper.follow != follow):
         helper.close()
         return None
     return helper
@@ -184,25 +222,25 @@ def take_prefetched(root: str) -> Helper | None:
 FRAME = 256
 
 
-def read_listings(stream: BinaryIO) -> Iterator[tuple[str, Listing]]:
-    """The ``(directory, listing)`` records a helper wrote, in order."""
+def read_listings(stream: BinaryIO) -> Iterator[tuple[str, Listing, list[str]]]:
+    """The ``(directory, listing, skipped)`` records a helper wrote, in order."""
     while header := stream.read(4):
         size = int.from_bytes(header, "little")
         yield from marshal.loads(stream.read(size))
 
 
-def _write_frame(out: BinaryIO, frame: list[tuple[str, Listing]]) -> None:
+def _write_frame(out: BinaryIO, frame: list[tuple[str, Listing, list[str]]]) -> None:
     data = marshal.dumps(frame, 2)
     out.write(len(data).to_bytes(4, "little"))
     out.write(data)
 
 
-def _helper(out_dir: str, tops: list[str]) -> None:
+def _helper(out_dir: str, follow: str, tree: str, tops: list[str]) -> None:
     for i, top in enumerate(tops):
         try:
             with open(os.path.join(out_dir, str(i)), "wb") as out:
-                frame: list[tuple[str, Listing]] = []
-                for record in walk_listings(top):
+                frame: list[tuple[str, Listing, list[str]]] = []
+                for record in walk_listings(top, follow=follow, root=tree):
                     frame.append(record)
                     if len(frame) >= FRAME:
                         _write_frame(out, frame)
@@ -216,4 +254,4 @@ def _helper(out_dir: str, tops: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    _helper(sys.argv[1], sys.argv[2:])
+    _helper(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])
