@@ -332,6 +332,19 @@ class OpenLineageEvent(Base):
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class GcEpoch(Base):
+    """How many batches ``gc`` has deleted from one store (ADR 0001, "gc and open runs").
+
+    Bumped in the transaction holding gc's exclusive lock while it deletes; a commit that reads a
+    different value than when its run started re-checks its objects before recording.
+    """
+
+    __tablename__ = "gc_epochs"
+    store_url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 #: Newest runs first (the server's run list; ingested runs have random UUIDs, so id order is not
 #: time order). Declared here, next to the server's tables, by migration 0004.
 Index("ix_runs_started_at", Run.started_at, Run.id)
