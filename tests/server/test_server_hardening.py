@@ -254,3 +254,36 @@ def test_stored_events_are_capped_and_pruned_after_their_retention(catalog: Cata
         jobs = [e["job"]["name"] for e in s.scalars(select(OpenLineageEvent.event))]
     assert jobs == ["later"]
     assert catalog.get_run(big["run"]["runId"]).state == "COMPLETED"  # the effects are kept
+
+
+def test_headwater_serve_checks_host_names_against_its_address(tmp_path: Path) -> None:
+    """The real command, as a user starts it: no token, one extra name allowed."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HEADWATER_CATALOG_URL": f"sqlite:///{tmp_path / 'c.db'}",
+           "HEADWATER_STORE_URL": str(tmp_path / "store")}
+    proc = subprocess.Popen([sys.executable, "-m", "headwater", "serve", "--port", str(port),
+                             "--allow-host", "catalog.lan", "--log-level", "warning"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}{API}/datasets"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                first = httpx.get(url, timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert first.status_code == 200
+        assert httpx.get(url, headers={"Host": "rebound.example"}).status_code == 403
+        assert httpx.get(url, headers={"Host": f"catalog.lan:{port}"}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
