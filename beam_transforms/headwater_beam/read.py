@@ -20,8 +20,8 @@ from apache_beam.transforms.display import DisplayDataItem
 from headwater import Catalog, Settings, VersionInfo
 from headwater.errors import InvalidArgument
 from headwater.store import ManifestEntry, ObjectStore
-from headwater.tables import detect_format
-from headwater.tables.detect import format_of, is_data_file
+from headwater.tables import table_files
+from headwater.tables.detect import format_of
 from headwater.tables.formats import iter_batches
 from headwater_beam.metrics import counter, report_lineage, version_uri
 from headwater_beam.options import settings_from_options
@@ -40,13 +40,12 @@ def resolve_version(settings: Settings, ref: str) -> tuple[VersionInfo, list[Man
         version = cat.get(ref)
         manifest = version.manifest()
         info = version.info()
-    fmt = detect_format(e.path for e in manifest)
+    fmt, entries = table_files(manifest)
     if fmt is None:
         raise InvalidArgument(
             f"{info.ref} holds no table files of one format (Parquet, CSV, JSON Lines, Arrow); "
             "ReadVersion reads tables — use version.checkout() for other files"
         )
-    entries = [e for e in manifest if is_data_file(e.path) and format_of(e.path) == fmt]
     return info, entries
 
 

@@ -32,7 +32,7 @@ from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
 from headwater.store.statcache import open_stat_cache
 from headwater.store.walk import DEFAULT_FOLLOW
-from headwater.tables.detect import detect_format, format_of, is_data_file
+from headwater.tables.detect import table_files
 from headwater.version import Version as VersionHandle
 from headwater.version import VersionInfo
 
@@ -376,15 +376,13 @@ class Catalog(ReportsMixin):
         from headwater.tables.formats import concat, read_table
 
         manifest = self.manifest_of(version, allow_foreign_store=allow_foreign_store)
-        fmt = detect_format(e.path for e in manifest)
+        fmt, entries = table_files(manifest)
         if fmt is None:
             raise InvalidArgument(f"{version.ref} holds no table files")
         parts = []
-        for entry in manifest:
-            if is_data_file(entry.path) and format_of(entry.path) == fmt:
-                with self.open_file(version, entry.path,
-                                    allow_foreign_store=allow_foreign_store) as f:
-                    parts.append(read_table(f, fmt))
+        for entry in entries:
+            with self.open_file(version, entry.path, allow_foreign_store=allow_foreign_store) as f:
+                parts.append(read_table(f, fmt))
         table = concat(parts)
         return table.select(list(columns)) if columns else table
 

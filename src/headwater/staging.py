@@ -29,7 +29,7 @@ from headwater.store.snapshot import (
     snapshot_remote,
 )
 from headwater.store.walk import DEFAULT_FOLLOW
-from headwater.tables.detect import detect_format, format_of, is_data_file
+from headwater.tables.detect import detect_format, one_format, table_files
 
 if TYPE_CHECKING:
     from headwater.tables.profile import TableProfile
@@ -95,21 +95,17 @@ def _profile(
 ) -> TableProfile | None:
     """Profile the table files of ``manifest``; ``formats`` (the formats of its data files, if
     the snapshot already knows them) spares a pass over every path."""
-    if formats is not None:
-        fmt = next(iter(formats)) if len(formats) == 1 else None
-    else:
-        fmt = detect_format(e.path for e in manifest)
+    fmt = one_format(formats) if formats is not None else detect_format(e.path for e in manifest)
     if fmt is None or len(manifest) == 0:
         return None
+    _, entries = table_files(manifest, fmt)
     import pyarrow as pa
 
     from headwater.tables.formats import iter_batches
     from headwater.tables.profile import TableProfiler
 
     profiler = TableProfiler(fmt)
-    for entry in manifest:
-        if not is_data_file(entry.path) or format_of(entry.path) != fmt:
-            continue
+    for entry in entries:
         with opener(entry.path) as f:
             try:
                 for batch in iter_batches(f, fmt):

@@ -54,7 +54,7 @@ from headwater.store.statcache import (
     pack_stats,
 )
 from headwater.store.walk import FileStat, Listing, list_dir
-from headwater.tables.detect import format_of, is_data_file
+from headwater.tables.detect import formats_of
 
 HASH_WORKERS = 4
 UPLOAD_WORKERS = 16
@@ -327,7 +327,7 @@ class _Ingest:
 
 def _formats(names: Iterable[str]) -> str:
     """The stat cache's ``formats`` value: table formats of the data files among ``names``."""
-    found = {format_of(n) or "" for n in names if is_data_file(n)}
+    found = {f or "" for f in formats_of(names)}
     return ",".join(sorted(found)) if found else "-"
 
 

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from headwater.tables.detect import TABLE_FORMATS, detect_format
+    from headwater.tables.detect import TABLE_FORMATS, detect_format, table_files
     from headwater.tables.fingerprint import TableFingerprinter, table_fingerprint
     from headwater.tables.formats import read_table
     from headwater.tables.profile import (
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "TABLE_FORMATS": "detect",
     "detect_format": "detect",
+    "table_files": "detect",
     "TableFingerprinter": "fingerprint",
     "table_fingerprint": "fingerprint",
     "read_table": "formats",
@@ -41,6 +42,7 @@ __all__ = [
     "profile_table",
     "read_table",
     "schema_to_json",
+    "table_files",
     "table_fingerprint",
 ]
 

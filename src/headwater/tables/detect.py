@@ -6,7 +6,8 @@ imports nothing heavy: every ``log`` of a directory asks, and pyarrow costs ~0.1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Protocol, TypeVar
 
 TABLE_FORMATS: dict[str, str] = {
     ".parquet": "parquet",
@@ -36,10 +37,46 @@ def format_of(path: str) -> str | None:
     return None
 
 
+def one_format(found: Collection[str | None]) -> str | None:
+    """The table format of a version whose data files have the formats ``found`` (None for a
+    data file of no table format): the single one, or None when there are several or none.
+
+    The rule every caller shares, whether it saw the paths (:func:`detect_format`) or only the
+    set of their formats (a snapshot remembers it in the stat cache).
+    """
+    if len(found) == 1:
+        return next(iter(found))
+    return None
+
+
+def formats_of(paths: Iterable[str]) -> set[str | None]:
+    """The table formats of the data files among ``paths`` (None: a data file of no format)."""
+    return {format_of(p) for p in paths if is_data_file(p)}
+
+
 def detect_format(paths: Iterable[str]) -> str | None:
     """The one table format shared by every data file in ``paths``, or None."""
-    found: set[str | None] = {format_of(p) for p in paths if is_data_file(p)}
-    if len(found) == 1:
-        fmt = found.pop()
-        return fmt
-    return None
+    return one_format(formats_of(paths))
+
+
+class _HasPath(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+E = TypeVar("E", bound=_HasPath)
+
+
+def table_files(entries: Iterable[E], fmt: str | None = None) -> tuple[str | None, list[E]]:
+    """The table format of ``entries`` (manifest entries) and the entries that are its table
+    files, in order: what reading or profiling a version as one table iterates over.
+
+    ``fmt``, when the caller already knows it, skips detection. ``(None, [])`` when the
+    version is not a table.
+    """
+    items = list(entries)
+    if fmt is None:
+        fmt = detect_format(e.path for e in items)
+    if fmt is None:
+        return None, []
+    return fmt, [e for e in items if is_data_file(e.path) and format_of(e.path) == fmt]

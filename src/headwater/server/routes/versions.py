@@ -36,7 +36,7 @@ from headwater.server.deps import (
 from headwater.server.download import content_disposition, verified_response
 from headwater.server.ingest import EXTERNAL
 from headwater.server.redact import redact
-from headwater.tables.detect import detect_format, format_of, is_data_file
+from headwater.tables.detect import table_files
 from headwater.tables.formats import read_table
 from headwater.version import Version as VersionHandle
 
@@ -161,10 +161,10 @@ def get_rows(catalog: CatalogDep, namespace: NamespaceP, name: NameP, selector: 
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     v = _stored(_resolve(catalog, namespace, name, selector))
     manifest = catalog.manifest_of(v)
-    fmt = detect_format(e.path for e in manifest)
+    fmt, entries = table_files(manifest)
     if fmt is None:
         raise InvalidArgument(f"{v.ref} holds no table files (Parquet, CSV, JSON Lines, Arrow)")
-    entry = next(e for e in manifest if is_data_file(e.path) and format_of(e.path) == fmt)
+    entry = entries[0]
     if entry.size > MAX_SAMPLE_FILE:
         raise InvalidArgument(f"{v.ref}: {entry.path} is too large to sample in the browser")
     with catalog.open_file(v, entry.path) as f:

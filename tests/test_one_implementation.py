@@ -1,0 +1,48 @@
+"""One implementation per concept (issue 14, section 9): format detection and object paths.
+
+Each concept has one home; the scans below fail when a second copy is written again.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from headwater.tables.detect import detect_format, formats_of, one_format, table_files
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = [p for folder in ("src", "providers", "beam_transforms")
+        for p in (ROOT / folder).rglob("*.py")]
+
+
+def _text(path: Path) -> str:
+    return " ".join(path.read_text().split())
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: str
+
+
+def test_table_files_selects_the_one_format_and_skips_markers() -> None:
+    entries = [_Entry("_SUCCESS"), _Entry("b/part-1.parquet"), _Entry(".part-1.crc"),
+               _Entry("a/part-0.PQ")]
+    fmt, files = table_files(entries)
+    assert fmt == "parquet"
+    assert [e.path for e in files] == ["b/part-1.parquet", "a/part-0.PQ"]
+    assert table_files([_Entry("a.csv"), _Entry("b.parquet")]) == (None, [])
+    assert table_files([_Entry("a.csv"), _Entry("notes.txt")]) == (None, [])
+
+
+def test_known_formats_give_the_same_answer_as_the_paths() -> None:
+    for paths in (["a.csv", "b.csv"], ["a.csv", "b.txt"], [], ["_x", "y.jsonl"]):
+        assert one_format(formats_of(paths)) == detect_format(paths)
+
+
+def test_format_detection_lives_in_tables_detect_only() -> None:
+    # choosing table files = keeping data files whose format is the version's one format
+    copy = re.compile(r"is_data_file\([^)]*\) (and|or) (not )?format_of\(")
+    offenders = [str(p.relative_to(ROOT)) for p in CODE
+                 if p.name != "detect.py" and copy.search(_text(p))]
+    assert offenders == [], f"call headwater.tables.detect.table_files instead: {offenders}"
+    single = re.compile(r"next\(iter\(formats\)\) if len\(formats\) == 1")
+    assert [p for p in CODE if single.search(_text(p))] == []
