@@ -63,3 +63,12 @@ def test_same_rows_in_parquet_csv_and_jsonl_agree() -> None:
         fps.add(fp.hexdigest())
     assert fps == {table_fingerprint(BASE)}
     assert pajson  # JSON reader is pyarrow's
+
+
+def test_values_swapped_between_rows_change_the_fingerprint() -> None:
+    """Issue 14 §1: with a row hash linear in its cells, swapping labels kept the fingerprint."""
+    a = pa.table({"id": [1, 2], "label": ["spam", "ham"]})
+    b = pa.table({"id": [1, 2], "label": ["ham", "spam"]})
+    assert table_fingerprint(a) != table_fingerprint(b)
+    # the same rows in another order are still the same table
+    assert table_fingerprint(b) == table_fingerprint(b.take([1, 0]))

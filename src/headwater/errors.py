@@ -68,3 +68,8 @@ class RunFailed(HeadwaterError, RuntimeError):
 class ForeignStore(HeadwaterError, PermissionError):
     """An external version (recorded from OpenLineage) would be read from a store that is not the
     catalog's: its producer chose both the store and the digest, so the digest proves nothing."""
+
+
+class IncomparableFingerprints(HeadwaterError, ValueError):
+    """Two table fingerprints were made by different algorithms (or one is not a fingerprint):
+    equal or unequal strings say nothing about the rows; recompute from the stored data."""
