@@ -359,3 +359,86 @@ def test_follow_symlinks_through_the_api_and_a_shared_walk(
     assert "6 entries" in caplog.text and "z/out.txt" in caplog.text
     v2 = sqlite_catalog.log(linked_tree, name="linked-all", follow_symlinks="all")
     assert {"link-out.txt", "x/out.txt"} <= {e.path for e in v2.manifest()}
+
+
+# -- a moved HEADWATER_HOME ------------------------------------------------------------------------
+def _cli(home: Path, *args: str, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HEADWATER_CATALOG_URL", "HEADWATER_STORE_URL")}
+    env.update({"HEADWATER_HOME": str(home), **(extra_env or {})})
+    return subprocess.run([sys.executable, "-m", "headwater", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_moved_headwater_home_stays_readable(tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    old, new = tmp_path / "old-home", tmp_path / "new-home"
+    assert _cli(old, "add", str(data_dir), "--name", "files").returncode == 0
+    shutil.move(old, new)
+    proc = _cli(new, "get", "files@1", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "sub" / "c.txt").read_text() == "gamma\n"
+    assert _cli(new, "verify").returncode == 0
+    # gc in the moved home finds the version's objects live and deletes none of them
+    gc = _cli(new, "gc", "--grace", "0", "--json")
+    assert gc.returncode == 0, gc.stderr
+    assert json_loads(gc.stdout)["deleted"] == 0
+    assert _cli(new, "get", "files@1", str(tmp_path / "out2")).returncode == 0
+
+
+def json_loads(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+def test_moved_outside_store_names_the_fix(tmp_path: Path, data_dir: Path) -> None:
+    """A store that is not the catalog's own is recorded by its path: when it moves, reading
+    says which command repoints it, and that command works."""
+    import shutil
+
+    home = tmp_path / "home"
+    old_store, new_store = tmp_path / "stores" / "a", tmp_path / "stores" / "b"
+    env = {"HEADWATER_STORE_URL": str(old_store)}
+    assert _cli(home, "add", str(data_dir), "--name", "files", extra_env=env).returncode == 0
+    shutil.move(old_store, new_store)
+    proc = _cli(home, "get", "files@1", str(tmp_path / "out"))
+    line = _one_error_line(proc.returncode, proc.stderr, str(old_store), "does not exist")
+    assert f"headwater store relocate {old_store} NEW_PATH" in line
+    fixed = _cli(home, "store", "relocate", str(old_store), str(new_store))
+    assert fixed.returncode == 0, fixed.stderr
+    assert "relocated 1 version(s)" in fixed.stdout
+    proc = _cli(home, "get", "files@1", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "a.txt").read_text() == "alpha\n"
+    bad = _cli(home, "store", "relocate", str(new_store), str(tmp_path / "nothing"))
+    _one_error_line(bad.returncode, bad.stderr, "not a Headwater store")
+
+
+def test_migration_makes_existing_own_store_rows_relative(tmp_path: Path,
+                                                          data_dir: Path) -> None:
+    """A catalog written before migration 0007 (absolute own-store paths) is rewritten by
+    ``headwater db upgrade`` and then survives a move too."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    from headwater.catalog import db
+
+    old, new = tmp_path / "old-home", tmp_path / "new-home"
+    assert _cli(old, "add", str(data_dir), "--name", "files").returncode == 0
+    engine = db.create_catalog_engine(f"sqlite:///{old / 'catalog.db'}")
+    db.upgrade(engine, "0006")  # no-op at head; then write the rows as 0006 did
+    from alembic import command
+
+    command.downgrade(db.alembic_config(engine), "0006")
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT store_url FROM versions")).scalar() == \
+            str(old / "store")
+    engine.dispose()
+    assert _cli(old, "db", "upgrade").returncode == 0
+    shutil.move(old, new)
+    proc = _cli(new, "get", "files@1", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr

@@ -6,6 +6,7 @@ global state, and is safe to use from several threads (each call opens its own s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +18,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from headwater.catalog import db, repo
+from headwater.catalog import db, repo, stores
 from headwater.catalog.graph import LineageGraph, walk
 from headwater.catalog.models import Alias, AliasMove, Dataset, Namespace, Run, Version
-from headwater.errors import CatalogUnavailable, ForeignStore, InvalidArgument, VersionNotFound
+from headwater.errors import (
+    CatalogUnavailable,
+    ForeignStore,
+    InvalidArgument,
+    StoreUnavailable,
+    VersionNotFound,
+)
 from headwater.lineage.base import LineageRecorder, NullLineage
 from headwater.progress import NullProgress, Progress
 from headwater.refs import DatasetName, VersionRef
@@ -140,14 +147,44 @@ class Catalog(ReportsMixin):
         return self.store_for(self.settings.store_url)
 
     def store_for(self, url: str) -> ObjectStore:
+        """The store a version or report recorded (``"."``: this catalog's own store, see
+        :mod:`headwater.catalog.stores`). A local store other than the configured one that is
+        not there raises :class:`StoreUnavailable` naming the fix: it was moved, most likely, and
+        reading on would only report every object missing."""
+        url = self.resolve_store_url(url)
         store = self._stores.get(url)
         if store is None:
-            store = self._stores[url] = ObjectStore(
+            store = ObjectStore(
                 url,
                 options=self.settings.store_options,
                 stat_cache=open_stat_cache(self.settings.stat_cache_path),
             )
+            if store.local and url != self.settings.store_url \
+                    and not os.path.isdir(f"{store.root}/objects"):
+                raise StoreUnavailable(
+                    f"the store {url} that versions of this catalog are kept in does not exist "
+                    f"(moved?); if it moved, run `headwater store relocate {url} NEW_PATH`"
+                )
+            self._stores[url] = store
         return store
+
+    def resolve_store_url(self, recorded: str) -> str:
+        """The store a recorded ``store_url`` names now (``"."`` is this catalog's own)."""
+        try:
+            return stores.resolved(recorded, self.settings.catalog_url)
+        except ValueError as exc:
+            raise StoreUnavailable(f"{exc}; run `headwater store relocate . STORE`") from exc
+
+    def relocate_store(self, old: str, new: str) -> dict[str, int]:
+        """Point every version and report kept in store ``old`` at ``new`` (where its objects
+        are now); returns the rows changed per table. ``new`` must be a store already."""
+        target = ObjectStore(new, options=self.settings.store_options)
+        if target.local and not os.path.isdir(f"{target.root}/objects"):
+            raise InvalidArgument(f"{new} is not a Headwater store (no objects/ directory)")
+        with self.session() as s:
+            counts = stores.relocate(s, old, target.url, self.settings.catalog_url)
+        self._stores.clear()
+        return counts
 
     # -- names ----------------------------------------------------------------------------------
     def dataset_name(self, text: str) -> DatasetName:
@@ -175,7 +212,8 @@ class Catalog(ReportsMixin):
         note = repo.current_annotation(s, v.id)
         return VersionHandle(
             namespace=ds.namespace.name, dataset=ds.name, type=ds.type, number=v.number,
-            digest=v.digest, store_url=v.store_url, kind=v.kind, size=v.size,
+            digest=v.digest, store_url=self.resolve_store_url(v.store_url), kind=v.kind,
+            size=v.size,
             file_count=v.file_count, row_count=v.row_count, schema=v.schema,
             table_fingerprint=v.table_fingerprint, stats=v.stats or {}, metadata=v.meta or {},
             created_at=v.created_at, run_id=v.run_id, aliases=tuple(aliases), parents=parents,

@@ -617,6 +617,25 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
 
 
 @main.group()
+def store() -> None:
+    """Object store maintenance."""
+
+
+@store.command()
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+@friendly
+def relocate(ctx: click.Context, old: str, new: str) -> None:
+    """Point the versions kept in store OLD at NEW, where their objects are now (after moving a
+    store directory). The catalog's own store (``store`` beside a SQLite catalog) needs no
+    relocating: it moves with the catalog."""
+    counts = _catalog(ctx).relocate_store(old, new)
+    out.print(f"relocated {counts['versions']} version(s) and {counts['reports']} report(s) "
+              f"from {old} to {new}", markup=False)
+
+
+@main.group()
 def db() -> None:
     """Catalog database maintenance."""
 

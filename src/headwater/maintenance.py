@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from headwater.catalog import stores
 from headwater.catalog.models import Report, Version
 from headwater.errors import HeadwaterError
 from headwater.reporting import report_digests
@@ -62,9 +63,12 @@ class VerifyReport:
 def live_digests(cat: Catalog, store_url: str) -> set[str]:
     """Every object digest referenced by a committed version kept in ``store_url``."""
     with cat.session() as s:
-        roots = s.scalars(select(Version.digest).where(Version.store_url == store_url)).all()
+        # in_store: rows of the catalog's own store record ".", not the path (catalog/stores.py)
+        where = cat.settings.catalog_url
+        roots = s.scalars(select(Version.digest)
+                          .where(stores.in_store(Version.store_url, store_url, where))).all()
         reports = s.execute(select(Report.body, Report.digest)
-                            .where(Report.store_url == store_url)).all()
+                            .where(stores.in_store(Report.store_url, store_url, where))).all()
     store = cat.store_for(store_url)
     live: set[str] = {d for body, digest in reports for d in report_digests(body or {}, digest)}
     for root in set(roots):

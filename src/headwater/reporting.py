@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from headwater.catalog import repo
+from headwater.catalog import repo, stores
 from headwater.catalog.models import Dataset, Report, Version, VersionAnnotation, utcnow
 from headwater.errors import InvalidArgument, VersionNotFound
 from headwater.reports import (
@@ -68,7 +68,9 @@ def insert_report(session: Session, version_id: int, stored: StoredReport, *,
                   run_id: str | None) -> Report:
     p = stored.payload
     row = Report(version_id=version_id, run_id=run_id, name=p.name, kind=p.kind,
-                 digest=stored.digest, store_url=stored.store_url, media_type=p.media_type,
+                 digest=stored.digest,
+                 store_url=stores.recorded(stored.store_url, stores.catalog_url_of(session)),
+                 media_type=p.media_type,
                  size=p.size, body=stored.body, created_at=utcnow())
     session.add(row)
     return row

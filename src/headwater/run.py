@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from headwater import _failpoints
-from headwater.catalog import repo
+from headwater.catalog import repo, stores
 from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionParent, utcnow
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
@@ -225,7 +225,8 @@ class RunContext:
         """Lookups of versions already committed in the catalog's store (see ``KnownVersions``)."""
         cat = self.catalog
         url = cat.store.url
-        committed = (Version.store_url == url, Version.state == "committed",
+        committed = (stores.in_store(Version.store_url, url, cat.settings.catalog_url),
+                     Version.state == "committed",
                      Version.kind != "reference")
 
         def manifests(digests: set[str]) -> set[str]:
@@ -408,7 +409,7 @@ class RunContext:
             dataset_id=ds.id,
             number=repo.next_number(s, ds),
             digest=staged.digest,
-            store_url=staged.store_url,
+            store_url=stores.recorded(staged.store_url, cat.settings.catalog_url),
             kind=staged.kind,
             size=staged.manifest.total_size,
             file_count=len(staged.manifest),

@@ -83,3 +83,9 @@ def relocate(session: Session, old: str, new: str, catalog_url: str) -> dict[str
         )
         counts[name] = int(getattr(result, "rowcount", 0) or 0)
     return counts
+
+
+def catalog_url_of(session: Session) -> str:
+    """The URL of the catalog ``session`` is bound to (for :func:`recorded`/:func:`resolved`
+    where only a session is at hand)."""
+    return session.get_bind().engine.url.render_as_string(hide_password=False)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from headwater.catalog import stores
 from headwater.catalog.models import (
     Dataset,
     Job,
@@ -242,7 +243,8 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
             return mapped[ds_id]
         d, v = datasets[ds_id], latest.get(ds_id)
         if v is not None and v.kind != "external":
-            ident = catalog_dataset(v.store_url, d.namespace.name, d.name)
+            ident = catalog_dataset(stores.resolved(v.store_url, stores.catalog_url_of(s)),
+                                    d.namespace.name, d.name)
             return ident.namespace, ident.name
         return LOGICAL_NAMESPACE, f"{d.namespace.name}/{d.name}"
 
