@@ -46,3 +46,23 @@ def test_format_detection_lives_in_tables_detect_only() -> None:
     assert offenders == [], f"call headwater.tables.detect.table_files instead: {offenders}"
     single = re.compile(r"next\(iter\(formats\)\) if len\(formats\) == 1")
     assert [p for p in CODE if single.search(_text(p))] == []
+
+
+def test_object_paths_come_from_the_store_layout(tmp_path: Path) -> None:
+    from headwater.lineage.naming import manifest_relpath
+    from headwater.store.layout import object_url
+    from headwater.store.objects import ObjectStore
+
+    digest = "ab" + "c" * 62
+    store = ObjectStore(str(tmp_path))
+    assert store.object_path(digest) == object_url(str(tmp_path), digest)
+    assert store.object_path(digest).endswith("/" + manifest_relpath(digest))
+    assert manifest_relpath(digest) == f"objects/ab/{'c' * 62}"
+
+
+def test_no_second_copy_of_the_object_layout() -> None:
+    # an f-string that spells out objects/<prefix>/... is the layout written again
+    copy = re.compile(r"objects/\{")
+    offenders = [str(p.relative_to(ROOT)) for p in CODE
+                 if p.name != "layout.py" and copy.search(p.read_text())]
+    assert offenders == [], f"call headwater.store.layout instead: {offenders}"

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 from apache_beam.metrics.metric import Lineage, Metrics, MetricsFilter
 
+from headwater.store.layout import object_url
+
 __all__ = ["NAMESPACE", "counter", "query_counters", "query_lineage", "report_lineage",
            "version_uri"]
 
@@ -31,8 +33,7 @@ def counter(transform: str, name: str) -> Any:
 
 def version_uri(version: Any) -> str:
     """The address of a version: its manifest object in its store (as in OpenLineage events)."""
-    base = str(version.store_url).rstrip("/")
-    return f"{base}/objects/{version.digest[:2]}/{version.digest[2:]}"
+    return object_url(str(version.store_url), version.digest)
 
 
 def _fqn_parts(uri: str) -> tuple[str, list[str]]:

@@ -28,6 +28,8 @@ import posixpath
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from headwater.store.layout import object_relpath
+
 #: Symlinks-facet namespace of logical catalog names (``headwater`` + ``ns/dataset``).
 LOGICAL_NAMESPACE = "headwater"
 
@@ -43,9 +45,9 @@ class DatasetId:
 def manifest_relpath(digest: str) -> str:
     """Where the store keeps the manifest object of ``digest``, relative to the store root.
 
-    Mirrors :meth:`headwater.store.objects.ObjectStore.object_path` (a test keeps them equal).
+    The store's own layout (:mod:`headwater.store.layout`), which the object store uses too.
     """
-    return f"objects/{digest[:2]}/{digest[2:]}"
+    return object_relpath(digest)
 
 
 def store_location(store_url: str) -> DatasetId:

@@ -49,6 +49,7 @@ from headwater.store.hashing import (
     new_hasher,
     read_file,
 )
+from headwater.store.layout import object_relpath, prefix_relpath, split_digest
 from headwater.store.manifest import check_digest
 from headwater.store.statcache import NullStatCache, StatCache
 
@@ -99,7 +100,7 @@ class ObjectStore:
     # -- layout ---------------------------------------------------------------------------------
     def object_path(self, digest: str) -> str:
         check_digest(digest)
-        return f"{self.root}/objects/{digest[:2]}/{digest[2:]}"
+        return f"{self.root}/{object_relpath(digest)}"
 
     def object_uri(self, digest: str) -> str:
         path = self.object_path(digest)
@@ -165,7 +166,7 @@ class ObjectStore:
 
     def list_prefix(self, prefix: str) -> set[str]:
         """Names (digest minus its 2-hex prefix) of the objects stored under ``prefix``."""
-        directory = f"{self.root}/objects/{prefix}"
+        directory = f"{self.root}/{prefix_relpath(prefix)}"
         if self.local:
             try:
                 return {n for n in os.listdir(directory) if len(n) == 62}
@@ -231,11 +232,12 @@ class ObjectStore:
             self.fs.pipe_file(self.object_path(digest), bytes(data))
             return True
         self._ensure_root()
-        directory = f"{self.root}/objects/{digest[:2]}"
+        prefix, name = split_digest(digest)
+        directory = f"{self.root}/{prefix_relpath(prefix)}"
         if directory not in self._dirs:
             os.makedirs(directory, exist_ok=True)
             self._dirs.add(directory)
-        return write_new_file(directory, digest[2:], data, tmp_dir=f"{self.root}/tmp")
+        return write_new_file(directory, name, data, tmp_dir=f"{self.root}/tmp")
 
     def publish_fd(self, fd: int, size: int, digest: str, *, verify: bool) -> bool:
         """Publish the first ``size`` bytes of the open file ``fd``, already hashed to ``digest``.
@@ -250,14 +252,15 @@ class ObjectStore:
                 self._upload_stream(src, digest, f"file descriptor {fd}")
             return True
         self._ensure_root()
-        directory = f"{self.root}/objects/{digest[:2]}"
+        prefix, name = split_digest(digest)
+        directory = f"{self.root}/{prefix_relpath(prefix)}"
         if directory not in self._dirs:
             os.makedirs(directory, exist_ok=True)
             self._dirs.add(directory)
         expected = digest if verify else None
         return write_new_file(
             directory,
-            digest[2:],
+            name,
             lambda dst: copy_fd(fd, dst, size, digest=expected),
             tmp_dir=f"{self.root}/tmp",
         )

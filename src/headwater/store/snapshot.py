@@ -34,6 +34,7 @@ from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
 from headwater.store import backends, walk
 from headwater.store.hashing import CHUNK, hash_bytes, hash_open_file, read_file
+from headwater.store.layout import split_digest
 from headwater.store.manifest import (
     _NEEDS_FULL_CHECK,
     Manifest,
@@ -278,7 +279,7 @@ class _Ingest:
         self._started = time.time_ns()
 
     def _claim(self, digest: str) -> bool:
-        prefix, name = digest[:2], digest[2:]
+        prefix, name = split_digest(digest)
         names = self._present.get(prefix)
         if names is None:
             listed = self.store.list_prefix(prefix)
