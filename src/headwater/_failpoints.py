@@ -8,11 +8,24 @@ test's subprocess can set it; it is a test hook, not configuration.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 EXIT_CODE = 86
+
+#: In-process hooks for interleaving tests: ``HOOKS[name]()`` runs when ``reached(name)`` does
+#: (e.g. to hold ``gc`` inside its locked section while a commit tries to record).
+HOOKS: dict[str, Callable[[], None]] = {}
 
 
 def hit(name: str) -> None:
     armed = os.environ.get("HEADWATER_FAILPOINTS")
     if armed and name in armed.split(","):
         os._exit(EXIT_CODE)
+
+
+def reached(name: str) -> None:
+    """A named point: run the test hook set for it, if any, then behave as :func:`hit`."""
+    hook = HOOKS.get(name)
+    if hook is not None:
+        hook()
+    hit(name)

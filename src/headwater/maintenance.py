@@ -8,18 +8,21 @@ reports missing or corrupted ones by version.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from headwater.catalog import stores
+from headwater import _failpoints
+from headwater.catalog import gclock, stores
 from headwater.catalog.models import Report, Version
 from headwater.errors import HeadwaterError
 from headwater.reporting import report_digests
 from headwater.store.checkout import open_reference, read_manifest
 from headwater.store.hashing import CHUNK
+from headwater.store.objects import ObjectStore, StoredObject
 
 if TYPE_CHECKING:
     from headwater.api import Catalog
@@ -36,6 +39,10 @@ class GcReport:
     kept_young: int = 0
     staging_removed: int = 0
     dry_run: bool = False
+    #: unreferenced when scanned, referenced by a version committed before their batch: kept
+    kept_referenced: int = 0
+    #: manifests that could not be read ("digest: why"); gc went on without them
+    damaged: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,8 +67,16 @@ class VerifyReport:
         return not self.problems
 
 
-def live_digests(cat: Catalog, store_url: str) -> set[str]:
-    """Every object digest referenced by a committed version kept in ``store_url``."""
+def live_digests(
+    cat: Catalog, store_url: str, *, damaged: list[str] | None = None,
+    seen: set[str] | None = None,
+) -> set[str]:
+    """Every object digest referenced by a committed version kept in ``store_url``.
+
+    ``damaged`` given: a manifest that cannot be read is listed there instead of stopping
+    everything (see :func:`_add_manifest`). ``seen`` collects the roots read, for :func:`gc`'s
+    re-read under its lock.
+    """
     with cat.session() as s:
         # in_store: rows of the catalog's own store record ".", not the path (catalog/stores.py)
         where = cat.settings.catalog_url
@@ -72,35 +87,102 @@ def live_digests(cat: Catalog, store_url: str) -> set[str]:
     store = cat.store_for(store_url)
     live: set[str] = {d for body, digest in reports for d in report_digests(body or {}, digest)}
     for root in set(roots):
-        live.add(root)
-        manifest = read_manifest(store, root)
-        live.update(e.digest for e in manifest if e.digest is not None)
+        _add_manifest(store, root, live, damaged)
+        if seen is not None:
+            seen.add(root)
     return live
+
+
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
+def _add_manifest(store: ObjectStore, root: str, live: set[str],
+                  damaged: list[str] | None) -> None:
+    """Add ``root`` and the objects its manifest names to ``live``.
+
+    A damaged manifest (``damaged`` given) does not stop gc: a corrupted one keeps every digest
+    found anywhere in its bytes (never less than it names); a missing one names nothing we can
+    read, so it is listed and its objects are unknown (``verify --repair`` or a re-log brings it
+    back). Without ``damaged`` the error propagates.
+    """
+    live.add(root)
+    try:
+        manifest = read_manifest(store, root)
+    except HeadwaterError as exc:
+        if damaged is None:
+            raise
+        damaged.append(f"{root}: {exc}")
+        try:
+            raw = store.fs.cat_file(store.object_path(root))
+        except (FileNotFoundError, OSError):
+            return
+        live.update(m.decode() for m in _HEX64.findall(raw))
+        return
+    live.update(e.digest for e in manifest if e.digest is not None)
+
+
+#: Objects deleted per gc batch: each batch holds the gc lock (commits wait) while it deletes.
+GC_BATCH = 500
 
 
 def gc(
     cat: Catalog, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
 ) -> GcReport:
+    """Delete the store's objects no version or report refers to, older than ``grace_seconds``.
+
+    The scan runs without locks; each deletion batch then runs in one catalog transaction that
+    holds the gc lock exclusively, re-reads the roots committed since the scan (their objects
+    become live) and bumps the store's gc epoch, so an open run re-checks its objects before it
+    commits (ADR 0001, "gc and open runs"). A manifest that cannot be read is skipped and
+    reported in ``damaged``.
+    """
     store = cat.store
-    live = live_digests(cat, store.url)
-    report = GcReport(live_objects=len(live), dry_run=dry_run)
+    report = GcReport(dry_run=dry_run)
+    seen: set[str] = set()
+    live = live_digests(cat, store.url, damaged=report.damaged, seen=seen)
+    report.live_objects = len(live)
     cutoff = time.time() - grace_seconds
+    doomed: list[StoredObject] = []
     for obj in store.iter_objects():
         if obj.digest in live:
             continue
         if obj.modified is not None and obj.modified > cutoff:
             report.kept_young += 1
             continue
-        report.deleted.append(obj.digest)
-        report.deleted_bytes += obj.size
-        if not dry_run:
-            store.delete(obj.digest)
+        doomed.append(obj)
+    if dry_run:
+        report.deleted = [o.digest for o in doomed]
+        report.deleted_bytes = sum(o.size for o in doomed)
+    for start in range(0, 0 if dry_run else len(doomed), GC_BATCH):
+        _delete_batch(cat, store, doomed[start:start + GC_BATCH], live, seen, report)
     for path, mtime in store.iter_staging():
         if mtime <= cutoff:
             report.staging_removed += 1
             if not dry_run:
                 path.unlink(missing_ok=True)
     return report
+
+
+def _delete_batch(cat: Catalog, store: ObjectStore, batch: list[StoredObject], live: set[str],
+                  seen: set[str], report: GcReport) -> None:
+    """Delete ``batch`` under the exclusive gc lock, sparing what became referenced since."""
+    with cat.session() as s:
+        gclock.hold_exclusive(s)
+        where = cat.settings.catalog_url
+        for root in gclock.version_roots(s, store.url, where) - seen:
+            _add_manifest(store, root, live, report.damaged)
+            seen.add(root)
+        for _id, body, digest in gclock.report_rows(s, store.url, where):
+            live.update(report_digests(body, digest))
+        gclock.bump_epoch(s, store.url)
+        _failpoints.reached("gc.locked")
+        for obj in batch:
+            if obj.digest in live:
+                report.kept_referenced += 1
+                continue
+            store.delete(obj.digest)
+            report.deleted.append(obj.digest)
+            report.deleted_bytes += obj.size
 
 
 def verify(cat: Catalog, versions: list[VersionInfo]) -> VerifyReport:

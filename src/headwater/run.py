@@ -18,15 +18,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from headwater import _failpoints
-from headwater.catalog import repo, stores
+from headwater.catalog import gclock, repo, stores
 from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionParent, utcnow
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
 from headwater.refs import DatasetName, check_label, check_name
-from headwater.reporting import StoredReport, insert_report, store_payload, write_annotation
+from headwater.reporting import (
+    StoredReport,
+    insert_report,
+    report_digests,
+    store_payload,
+    write_annotation,
+)
 from headwater.reports import build_payload
-from headwater.staging import KnownVersions, Staged, profile_manifest, publish_manifest, stage
+from headwater.staging import (
+    KnownVersions,
+    Staged,
+    profile_manifest,
+    publish_manifest,
+    restage,
+    stage,
+)
 from headwater.store.manifest import Manifest, ManifestEntry
 from headwater.store.walk import DEFAULT_FOLLOW
 from headwater.version import VersionInfo
@@ -97,6 +110,8 @@ class RunContext:
     _staged: list[Staged] = field(default_factory=list)
     _reports: list[tuple[str, StoredReport]] = field(default_factory=list)
     _reuse: RunInfo | None = None
+    #: the store's gc epoch when the run started (see ``_objects_still_there``)
+    _gc_epoch: int = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> RunContext:
@@ -152,6 +167,7 @@ class RunContext:
                 )
             )
             s.flush()
+            self._gc_epoch = gclock.read_epoch(s, cat.store.url)
             for v in {v.id: v for v in resolved}.values():
                 s.add(RunInput(run_id=self.id, version_id=v.id))
             cat.recorder.record(s, self._event("START", s))
@@ -219,7 +235,8 @@ class RunContext:
                          stats=stats, parents=parents, reference=reference, key=key,
                          new_objects=snap.new_objects, new_bytes=snap.new_bytes, label=label,
                          description=description, properties=properties,
-                         unconfirmed=snap.unconfirmed, committed=snap.known)
+                         unconfirmed=snap.unconfirmed, committed=snap.known,
+                         source=data, follow_symlinks=follow_symlinks)
 
     def _known_versions(self) -> KnownVersions:
         """Lookups of versions already committed in the catalog's store (see ``KnownVersions``)."""
@@ -289,6 +306,7 @@ class RunContext:
         new_objects: int, new_bytes: int, label: str | None = None,
         description: str | None = None, properties: Mapping[str, Any] | None = None,
         unconfirmed: frozenset[str] | None = None, committed: bool = False,
+        source: Any = None, follow_symlinks: str = DEFAULT_FOLLOW,
     ) -> Staged:
         cat = self.catalog
         if label is not None:
@@ -303,6 +321,7 @@ class RunContext:
             profile=profile, stats=dict(stats or {}), metadata=meta, parents=parent_refs,
             reference=reference, new_objects=new_objects, new_bytes=new_bytes, label=label,
             description=description, properties=dict(properties) if properties else None,
+            source=source, follow_symlinks=follow_symlinks,
         )
         self._staged.append(staged)
         return staged
@@ -344,6 +363,7 @@ class RunContext:
                 run = s.get(Run, self.id)
                 if run is None:
                     raise RunFailed(f"run {self.id} vanished from the catalog")
+                self._objects_still_there(s)
                 rows: list[tuple[Version, bool]] = []
                 if self._reuse is not None:
                     run.reused_run_id = self._reuse.id
@@ -367,6 +387,33 @@ class RunContext:
             self.fail(exc)
             raise
         self.state = COMPLETED
+
+    def _objects_still_there(self, s: Session) -> None:
+        """Hold off ``gc`` until this transaction ends; if it deleted anything since the run
+        started, check every staged object and write missing ones again from their source.
+
+        Cheap when no gc ran (one shared lock, one row read); see ADR 0001, "gc and open runs".
+        Re-staging happens inside the record transaction, under the lock, so what it writes
+        cannot be taken before the version row names it.
+        """
+        cat = self.catalog
+        gclock.hold_shared(s)
+        if gclock.read_epoch(s, cat.store.url) == self._gc_epoch:
+            return
+        for staged in self._staged:
+            store = cat.store_for(staged.store_url)
+            wanted = {e.digest for e in staged.manifest if e.digest is not None}
+            missing = store.missing(wanted | {staged.digest})
+            if missing:
+                restage(store, staged, missing, source_options=cat.settings.store_options,
+                        progress=cat.progress)
+        payloads = {d for _, r in self._reports for d in report_digests(r.body, r.digest)}
+        gone = cat.store.missing(payloads) if payloads else set()
+        if gone:
+            raise RunFailed(
+                f"{len(gone)} report payload object(s) of run {self.id} were deleted by "
+                "`headwater gc` while the run was open; nothing was committed — run it again"
+            )
 
     def _commit_staged(self, s: Session, staged: Staged) -> tuple[Version, bool]:
         cat = self.catalog

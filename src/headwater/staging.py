@@ -55,6 +55,10 @@ class Staged:
     label: str | None = None
     description: str | None = None
     properties: dict[str, Any] | None = None
+    #: what was logged (path, URI or in-memory table): the commit writes objects again from it
+    #: if ``gc`` took them while the run was open (None: nothing to write them from)
+    source: Any = field(default=None, compare=False, repr=False)
+    follow_symlinks: str = DEFAULT_FOLLOW
 
     @property
     def digest(self) -> str:
@@ -172,7 +176,12 @@ def stage(
                               follow_symlinks=follow_symlinks)
         _failpoints.hit("stage.after_objects")
         if snap.known and known is not None:
-            return snap, known.profile(snap.manifest.digest)
+            from headwater.tables.fingerprint_version import is_current
+
+            recorded = known.profile(snap.manifest.digest)
+            # a profile recorded by an older fingerprint algorithm is not copied: profile again
+            if recorded is None or is_current(recorded.fingerprint):
+                return snap, recorded
         root = local if local.is_dir() else local.parent
         profile = _profile(snap.manifest, lambda rel: open(root / rel, "rb"), snap.formats)  # noqa: SIM115 - closed by _profile
         return snap, profile
@@ -216,3 +225,36 @@ def publish_manifest(
     if not committed:
         store.put_bytes(manifest.to_bytes())
     _failpoints.hit("stage.after_manifest")
+
+
+def restage(
+    store: ObjectStore, staged: Staged, missing: set[str], *,
+    source_options: Mapping[str, Any], progress: Progress | None = None,
+) -> None:
+    """Write ``staged``'s ``missing`` objects (and manifest) again from its source.
+
+    Called by a commit that finds objects gone (``gc`` ran while its run was open). The source
+    is snapshotted again with nothing taken on trust (no committed-version shortcut), which
+    publishes whatever the store lacks; the source must still hash to the staged manifest.
+    """
+    what = f"{len(missing)} object(s) of {staged.dataset} (e.g. {sorted(missing)[0][:12]})"
+    if staged.source is None:
+        raise RunFailed(
+            f"{what} were deleted by `headwater gc` while the run was open, and the run has no "
+            "source to write them from; nothing was committed — log the data again"
+        )
+    try:
+        snap, _ = stage(store, staged.source, source_options=source_options,
+                        reference=staged.reference, progress=progress,
+                        follow_symlinks=staged.follow_symlinks)
+    except (InvalidArgument, OSError) as exc:
+        raise RunFailed(
+            f"{what} were deleted by `headwater gc` while the run was open, and its source "
+            f"cannot be read again ({exc}); nothing was committed — log the data again"
+        ) from exc
+    if snap.manifest.digest != staged.digest:
+        raise RunFailed(
+            f"{what} were deleted by `headwater gc` while the run was open, and its source "
+            "changed since it was logged; nothing was committed — log the data again"
+        )
+    publish_manifest(store, snap.manifest)
