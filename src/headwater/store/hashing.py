@@ -9,9 +9,8 @@ Small files are read whole (one ``read``) so the bytes that were hashed are the 
 stored; large files are read in 4 MiB ``preadv`` calls into one reused buffer and hashed by
 BLAKE3's own threads (Rust, GIL released). They are not memory-mapped: a mapped file that another
 process truncates kills the reader with SIGBUS, with no message and nothing Python can catch;
-with reads, a file that shrinks is a short read and a clear :class:`RunFailed`. On the 2-core
-development VM the buffered reads hashed a 512 MiB cached file at 4.4-5.0 GB/s against mmap's
-5.3 GB/s (measured in three rounds; see docs/architecture.md).
+with reads, a file that shrinks is a short read and a clear :class:`RunFailed`. The cost is
+small (``bench/hash_large.py``; figures in docs/architecture.md).
 """
 
 from __future__ import annotations
