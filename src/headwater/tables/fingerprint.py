@@ -31,27 +31,37 @@ legacy one from the stored data.
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.errors import IncomparableFingerprints
 from headwater.store.hashing import hash_bytes
+from headwater.tables.fingerprint_version import (
+    ALGORITHM,
+    PREFIX,
+    STORED_LEN,
+    fingerprint_algorithm,
+    is_current,
+    same_rows,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-#: The algorithm this module computes; bump it (and the prefix) whenever a digest would change.
-ALGORITHM = 2
-PREFIX = f"tfp{ALGORITHM}:"
-#: ``versions.table_fingerprint`` is ``String(64)``: prefix + digest must fit.
-STORED_LEN = 64
+__all__ = [
+    "ALGORITHM",
+    "PREFIX",
+    "TableFingerprinter",
+    "fingerprint_algorithm",
+    "is_current",
+    "same_rows",
+    "table_fingerprint",
+    "type_family",
+]
+
 _DIGEST_HEX = STORED_LEN - len(PREFIX)
-_PARSE = re.compile(r"\Atfp([0-9]+):([0-9a-f]+)\Z")
-_LEGACY = re.compile(r"\A[0-9a-f]{64}\Z")
 
 # SipHash keys (pandas takes 16 characters). Fixed, public: they separate this use of SipHash
 # from others and make the two 64-bit lanes independent; they are not a secret.
@@ -93,41 +103,6 @@ def _value_family(t: pa.DataType) -> str:
     """The family a fingerprint records: integers and floats are both numbers (by value)."""
     fam = type_family(t)
     return "number" if fam in ("int", "float") else fam
-
-
-# -- stored form --------------------------------------------------------------------------------
-def fingerprint_algorithm(fingerprint: str) -> int:
-    """The algorithm that produced a stored fingerprint: ``tfpN:…`` is N, 64 bare hex digits 1.
-
-    Raises :class:`IncomparableFingerprints` for anything else (it cannot be compared at all).
-    """
-    m = _PARSE.match(fingerprint)
-    if m:
-        return int(m.group(1))
-    if _LEGACY.match(fingerprint):
-        return 1
-    raise IncomparableFingerprints(f"{fingerprint!r} is not a table fingerprint")
-
-
-def is_current(fingerprint: str | None) -> bool:
-    """True when ``fingerprint`` was made by this module's algorithm (comparable with new ones)."""
-    return bool(fingerprint) and _PARSE.match(fingerprint or "") is not None and (
-        fingerprint_algorithm(fingerprint or "") == ALGORITHM)
-
-
-def same_rows(a: str, b: str) -> bool:
-    """Whether two stored fingerprints say the tables hold the same multiset of rows.
-
-    Raises :class:`IncomparableFingerprints` when they come from different algorithms: equal or
-    unequal strings would say nothing then (recompute one, e.g. ``Catalog.table_fingerprint``).
-    """
-    alg_a, alg_b = fingerprint_algorithm(a), fingerprint_algorithm(b)
-    if alg_a != alg_b:
-        raise IncomparableFingerprints(
-            f"table fingerprints of algorithms {alg_a} and {alg_b} cannot be compared; "
-            "recompute the older one from the stored data (Catalog.table_fingerprint)"
-        )
-    return a == b
 
 
 # -- cells --------------------------------------------------------------------------------------

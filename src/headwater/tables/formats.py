@@ -40,8 +40,9 @@ def iter_batches(
         yield from table.to_batches(max_chunksize=batch_rows)
     elif fmt == "arrow":
         data = stream.read()
-        try:
-            yield from ipc.open_file(pa.py_buffer(data))
+        try:  # the IPC file format (.arrow/.feather v2); its reader is indexed, not iterable
+            reader = ipc.open_file(pa.py_buffer(data))
+            yield from (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
             yield from ipc.open_stream(pa.py_buffer(data))
     else:
