@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from headwater.catalog import db, repo, stores
 from headwater.catalog.graph import LineageGraph, walk
 from headwater.catalog.models import Alias, AliasMove, Dataset, Namespace, Run, Version
+from headwater.catalog.service import CatalogService, resolved_store_url, unit_of_work
 from headwater.errors import (
     CatalogUnavailable,
     ForeignStore,
@@ -170,10 +171,7 @@ class Catalog(ReportsMixin):
 
     def resolve_store_url(self, recorded: str) -> str:
         """The store a recorded ``store_url`` names now (``"."`` is this catalog's own)."""
-        try:
-            return stores.resolved(recorded, self.settings.catalog_url)
-        except ValueError as exc:
-            raise StoreUnavailable(f"{exc}; run `headwater store relocate . STORE`") from exc
+        return resolved_store_url(recorded, self.settings.catalog_url)
 
     def relocate_store(self, old: str, new: str) -> dict[str, int]:
         """Point every version and report kept in store ``old`` at ``new`` (where its objects
@@ -193,34 +191,39 @@ class Catalog(ReportsMixin):
     def parse_ref(self, text: str) -> VersionRef:
         return VersionRef.parse(text, default_namespace=self.settings.namespace)
 
-    def _pin(self, ref: str | VersionInfo) -> str:
-        """An exact ``ns/name@number`` for ``ref``, resolved now."""
+    # -- the catalog service (catalog/service.py): this facade delegates to it -----------------
+    @contextmanager
+    def unit_of_work(self) -> Iterator[CatalogService]:
+        """One transaction as a :class:`CatalogService` (committed on success)."""
+        with unit_of_work(self._sessions, catalog_url=self.settings.catalog_url,
+                          default_namespace=self.settings.namespace) as svc:
+            yield svc
+
+    def service(self, s: Session) -> CatalogService:
+        """The catalog service over the open session ``s`` (one of :meth:`session`)."""
+        return CatalogService(s, catalog_url=self.settings.catalog_url,
+                              default_namespace=self.settings.namespace)
+
+    def handle(self, info: VersionInfo) -> VersionHandle:
+        """``info`` as a :class:`Version` handle that reads through this catalog."""
+        values = {f.name: getattr(info, f.name) for f in fields(VersionInfo)}
+        return VersionHandle(**values, _catalog=self)
+
+    def pin(self, ref: str | VersionInfo) -> str:
+        """An exact ``ns/name@number`` for ``ref``, resolved now. Raises ``VersionNotFound``."""
         if isinstance(ref, VersionInfo):
             return ref.ref
-        return self.get(ref).ref
+        with self.unit_of_work() as svc:
+            return svc.pin(ref)
+
+    def _pin(self, ref: str | VersionInfo) -> str:
+        return self.pin(ref)
 
     def _resolve_row(self, s: Session, ref: str) -> Version:
-        return repo.resolve(s, self.parse_ref(ref))
+        return self.service(s).resolve(ref)
 
     def _to_version(self, s: Session, v: Version, *, created: bool = True) -> VersionHandle:
-        ds = v.dataset
-        aliases = repo.aliases_of(s, [v.id])[v.id]
-        parents = tuple(
-            f"{p.dataset.namespace.name}/{p.dataset.name}@{p.number}"
-            for p in repo.parents_of(s, v.id)
-        )
-        note = repo.current_annotation(s, v.id)
-        return VersionHandle(
-            namespace=ds.namespace.name, dataset=ds.name, type=ds.type, number=v.number,
-            digest=v.digest, store_url=self.resolve_store_url(v.store_url), kind=v.kind,
-            size=v.size,
-            file_count=v.file_count, row_count=v.row_count, schema=v.schema,
-            table_fingerprint=v.table_fingerprint, stats=v.stats or {}, metadata=v.meta or {},
-            created_at=v.created_at, run_id=v.run_id, aliases=tuple(aliases), parents=parents,
-            id=v.id, created=created, label=v.label,
-            description=note.description if note else None,
-            properties=dict(note.properties or {}) if note else {}, _catalog=self,
-        )
+        return self.handle(self.service(s).version_info(v, created=created))
 
     # -- versions -------------------------------------------------------------------------------
     def log(
@@ -424,6 +427,44 @@ class Catalog(ReportsMixin):
         table = concat(parts)
         return table.select(list(columns)) if columns else table
 
+    def table_fingerprint(
+        self, ref: str | VersionInfo, *, allow_foreign_store: bool = False
+    ) -> str | None:
+        """``ref``'s table fingerprint in the current algorithm (None if it is not a table).
+
+        The stored one when the current algorithm made it; otherwise (a version logged before
+        algorithm 2, issue 14) recomputed from the stored data, so it can be compared with
+        fingerprints made today. See docs/adr/0003-table-fingerprint.md.
+        """
+        from headwater.staging import profile_manifest
+        from headwater.tables.fingerprint_version import is_current
+
+        version = ref if isinstance(ref, VersionInfo) else self.get(ref)
+        if version.kind != "table":
+            return None
+        if is_current(version.table_fingerprint):
+            return version.table_fingerprint
+        store = self._read_store(version, allow_foreign_store)
+        prof = profile_manifest(store, self.manifest_of(version,
+                                                        allow_foreign_store=allow_foreign_store))
+        return prof.fingerprint if prof is not None else None
+
+    def same_table(self, a: str | VersionInfo, b: str | VersionInfo) -> bool:
+        """Whether two table versions hold the same rows (as a multiset: order, file split,
+        format and physical types aside), by their fingerprints in the current algorithm.
+
+        Raises ``InvalidArgument`` if either is not a table.
+        """
+        from headwater.tables.fingerprint_version import same_rows
+
+        fps = []
+        for ref in (a, b):
+            fp = self.table_fingerprint(ref)
+            if fp is None:
+                raise InvalidArgument(f"{ref if isinstance(ref, str) else ref.ref} is not a table")
+            fps.append(fp)
+        return same_rows(fps[0], fps[1])
+
     # -- runs and lineage -----------------------------------------------------------------------
     def run(
         self,
@@ -481,17 +522,13 @@ class Catalog(ReportsMixin):
                 raise VersionNotFound(f"no run with id {run_id}")
             return run_info(s, run)
 
-    def _cached_run(self, key: str | None, *, exclude: str) -> RunInfo | None:
+    def cached_run(self, key: str | None, *, exclude: str) -> RunInfo | None:
+        """The latest completed run with cache key ``key`` (other than run ``exclude``)."""
         if key is None:
             return None
-        with self.session() as s:
-            runs = s.scalars(
-                select(Run)
-                .where(Run.cache_key == key, Run.state == "COMPLETED", Run.id != exclude)
-                .order_by(Run.id.desc())
-                .limit(1)
-            ).all()
-            return run_info(s, runs[0]) if runs else None
+        with self.unit_of_work() as svc:
+            run = svc.cached_run(key, exclude=exclude)
+            return run_info(svc.session, run) if run is not None else None
 
     def lineage(
         self, ref: str | VersionInfo, *, direction: str = "up", depth: int | None = None
