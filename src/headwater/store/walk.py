@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from stat import S_ISDIR, S_ISREG
 from typing import BinaryIO
 
-#: ``(name, size, mtime_ns, inode)`` of one regular file.
+#: ``(name, size, changed_ns, inode)`` of one regular file; ``changed_ns`` is the later of its
+#: mtime and ctime, so a same-size rewrite with the mtime put back is still a change.
 FileStat = tuple[str, int, int, int]
 #: A directory's regular files (by name) and the order of its files and subdirectories.
 Listing = tuple[list[FileStat], list[int | str]]
@@ -57,7 +58,7 @@ def list_dir(
     """
     if follow not in FOLLOW_CHOICES:
         raise ValueError(f"follow must be one of {', '.join(FOLLOW_CHOICES)}, not {follow!r}")
-    inside = os.path.realpath(root or directory) + "/"
+    inside = ""  # the tree's real path, worked out at the first link (most trees have none)
     files: list[FileStat] = []
     subdirs: list[str] = []
     # listing through a directory descriptor makes each stat one fstatat() of a bare name
@@ -82,12 +83,16 @@ def list_dir(
                            else "not a regular file (FIFO, socket or device)")
                 elif link and follow != "all":
                     target = os.path.realpath(f"{directory}/{entry.name}")
+                    inside = inside or os.path.realpath(root or directory) + "/"
                     if follow == "none":
                         why = "symbolic link (not followed: --follow-symlinks none)"
                     elif not target.startswith(inside):
                         why = f"symbolic link to {target}, outside the tree (not followed)"
                 if why is None:
-                    files.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+                    # the later of mtime and ctime: a rewrite that puts the mtime back still
+                    # moves the ctime, which no user call can set (git compares it too)
+                    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+                    files.append((entry.name, st.st_size, changed, st.st_ino))
                 elif skipped is not None:
                     skipped.append(f"{directory}/{entry.name}: {why}")
     finally:
