@@ -1,6 +1,8 @@
 """Table fingerprint throughput: the measurement behind docs/adr/0003-table-fingerprint.md.
 
-Run: .venv/bin/python bench/table_fingerprint.py [--rows 1000000]
+Run: .venv/bin/python bench/table_fingerprint.py [--rows 1000000] [--compare-with FILE]
+(``--compare-with`` times another fingerprint module's ``table_fingerprint`` in the same run, e.g.
+algorithm 1: ``git show 1a31acc^:src/headwater/tables/fingerprint.py > /tmp/fp_v1.py``.)
 Fingerprints one in-memory table (int64 id, string label, float64 score, bool flag, with nulls)
 and prints the best of three wall times, plus the same figure as a ratio to a baseline measured
 in the same run: pandas' ``hash_pandas_object`` over every column once (the per-cell hashing any
@@ -10,6 +12,7 @@ row-wise fingerprint has to pay at least).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from collections.abc import Callable
 
@@ -43,6 +46,7 @@ def make_table(rows: int) -> pa.Table:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--compare-with", help="path of another fingerprint module to time too")
     args = ap.parse_args()
     table = make_table(args.rows)
 
@@ -58,6 +62,15 @@ def main() -> None:
     print(f"baseline hash_pandas_object per column: {base:.3f} s")
     print(f"table_fingerprint: {fp:.3f} s ({fp / base:.2f}x baseline, "
           f"{args.rows / fp / 1e6:.2f} M rows/s)")
+    if args.compare_with:
+        spec = importlib.util.spec_from_file_location("other_fingerprint", args.compare_with)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load {args.compare_with}")
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+        old = best_of(lambda: other.table_fingerprint(table))
+        print(f"{args.compare_with}: {old:.3f} s ({old / base:.2f}x baseline); "
+              f"table_fingerprint / it = {fp / old:.2f}")
 
 
 if __name__ == "__main__":
