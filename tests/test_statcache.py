@@ -126,7 +126,7 @@ def test_same_tick_rewrite_is_detected_because_the_file_is_recent(
     assert second.manifest.by_path()["data.bin"].digest == hash_bytes(b"B" * 100)
 
 
-@pytest.mark.parametrize("how", ["size", "inode", "mtime"])
+@pytest.mark.parametrize("how", ["size", "inode", "mtime", "ctime"])
 def test_old_file_with_a_changed_stat_is_hashed_again(
     store: ObjectStore, cache: SqliteStatCache, tmp_path: Path, hashed: list[str], how: str
 ) -> None:
@@ -146,10 +146,20 @@ def test_old_file_with_a_changed_stat_is_hashed_again(
         new.write_bytes(b"9876543210")  # same size
         os.replace(new, f)  # atomic replace: a new inode
         _age(root)
-    else:
+    elif how == "mtime":
         with open(f, "r+b") as out:  # same inode, same size
             out.write(b"abcdefghij")
         _age(root, OLD + 1)  # an old mtime, one nanosecond off
+    else:  # same inode, same size, the very same mtime put back: only the ctime moved
+        before = f.stat()
+        time.sleep(0.01)
+        with open(f, "r+b") as out:
+            out.write(b"abcdefghij")
+        _age(root)
+        now = f.stat()
+        assert (now.st_ino, now.st_size, now.st_mtime_ns) == (
+            before.st_ino, before.st_size, before.st_mtime_ns)
+        assert now.st_ctime_ns != before.st_ctime_ns
     after = snapshot_local(store, root, stat_cache=cache)
     assert hashed == [str(f)]
     assert after.manifest.by_path()["data.bin"].digest == hash_bytes(f.read_bytes())

@@ -210,7 +210,8 @@ def _walk(
     """
     if os.path.isfile(root):
         st = os.stat(root)
-        d = _Dir(root, "", root, [(os.path.basename(root), st.st_size, st.st_mtime_ns, st.st_ino)])
+        d = _Dir(root, "", root, [(os.path.basename(root), st.st_size, st.st_mtime_ns, st.st_ino,
+                                    st.st_ctime_ns)])
         on_list(d)
         yield d, 0, 1
         return
@@ -254,7 +255,7 @@ def scan_local(source: Path | str) -> Iterator[LocalFile]:
     """Every regular file under ``source`` (or ``source`` itself), in ascending path order."""
     for d, start, end in _walk(os.path.abspath(source), lambda d: None):
         for i in range(start, end):
-            name, size, mtime_ns, inode = d.files[i]
+            name, size, mtime_ns, inode = d.files[i][:4]
             yield LocalFile(d.prefix + name, d.file_path(i), size, mtime_ns, inode)
 
 
@@ -444,7 +445,7 @@ class _Build:
                 continue
             digest, size = value.result() if isinstance(value, Future) else value
             if size != files[i][1]:  # changed while being read: do not cache its stat
-                files[i] = (name, size, files[i][2], -1)
+                files[i] = (name, size, files[i][2], -1, files[i][4])
             digests[i] = digest
             if not self.ingest.publish:
                 self.hashed.append((d, i))

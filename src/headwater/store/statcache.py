@@ -1,15 +1,17 @@
 """The stat cache: which digests a directory's files had when they last had these stats.
 
 Logging a big directory again should cost a ``stat`` per file, not a read: a file whose absolute
-path, size, ``mtime_ns`` and inode are what they were when it was hashed is taken to hold the same
-bytes (the rule ``git``, DVC and rsync use). The cache is a small SQLite file on the machine that
-reads the files (by default beside a SQLite catalog, else ``$HEADWATER_HOME/statcache.db``); it is
-a cache, never a source of truth: deleting it only costs a re-hash, and an error while reading or
+path, size, ``mtime_ns``, inode and ``ctime_ns`` are what they were when it was hashed is taken to
+hold the same bytes (the rule ``git``, DVC and rsync use). The ctime matters: ``os.utime`` can put
+an mtime back after a same-size rewrite, but nothing a user can call sets the ctime (any change
+makes it "now"), which is why git compares it too. The cache is a small SQLite file on the machine
+that reads the files (by default beside a SQLite catalog, else ``$HEADWATER_HOME/statcache.db``); it
+is a cache, never a source of truth: deleting it only costs a re-hash, and an error while reading or
 writing it is logged and the snapshot goes on without it.
 
-**One row per directory.** A row holds the directory's files as one compact blob (``marshal`` of
-``(name, size, mtime_ns, inode)`` tuples, in name order), their digests (``marshal`` of hex
-strings, ``""`` for "unknown"), the table formats of its data files, and ``source``: the root
+**One row per directory.** A row holds the directory's files as one compact blob (``marshal``
+of ``(name, size, mtime_ns, inode, ctime_ns)`` tuples, in name order), their digests (``marshal``
+of hex strings, ``""`` for "unknown"), the table formats of its data files, and ``source``: the root
 digest of the manifest the row was written for. An unchanged directory is recognised by comparing
 one blob (in C), so a re-log of 100k unchanged files does no per-file lookup at all; a changed one
 falls back to a per-file match. Because ``source`` names a manifest, the snapshot can ask the
@@ -57,7 +59,7 @@ RECENT_NS = 2_000_000_000
 WRITE_BATCH = 2_000
 #: Rows fetched from SQLite per round trip while merge-joining.
 READ_BATCH = 256
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: file stats carry the ctime
 _TABLE = f"dirs_{HASH_NAME}"
 _UNKNOWN = ""
 
@@ -420,7 +422,7 @@ class SqliteStatCache:
                 f"SELECT key, stats, digests FROM {_TABLE} ORDER BY key"
             ):
                 files = marshal.loads(stats)
-                for (name, size, mtime, inode), d in zip(
+                for (name, size, mtime, inode, *_), d in zip(
                     files, _unpack_digests(digests, len(files)) or [""] * len(files), strict=True
                 ):
                     path = key + name if key.endswith("/") else key

@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from stat import S_ISDIR, S_ISREG
 from typing import BinaryIO
 
-#: ``(name, size, changed_ns, inode)`` of one regular file; ``changed_ns`` is the later of its
-#: mtime and ctime, so a same-size rewrite with the mtime put back is still a change.
-FileStat = tuple[str, int, int, int]
+#: ``(name, size, mtime_ns, inode, ctime_ns)`` of one regular file. The ctime is compared too: a
+#: same-size rewrite whose mtime is put back (``os.utime``) still moves it, as git knows.
+FileStat = tuple[str, int, int, int, int]
 #: A directory's regular files (by name) and the order of its files and subdirectories.
 Listing = tuple[list[FileStat], list[int | str]]
 #: What is done with symbolic links: ``none`` follows none; ``inside`` (the default) follows
@@ -89,10 +89,8 @@ def list_dir(
                     elif not target.startswith(inside):
                         why = f"symbolic link to {target}, outside the tree (not followed)"
                 if why is None:
-                    # the later of mtime and ctime: a rewrite that puts the mtime back still
-                    # moves the ctime, which no user call can set (git compares it too)
-                    changed = max(st.st_mtime_ns, st.st_ctime_ns)
-                    files.append((entry.name, st.st_size, changed, st.st_ino))
+                    files.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino,
+                                  st.st_ctime_ns))
                 elif skipped is not None:
                     skipped.append(f"{directory}/{entry.name}: {why}")
     finally:
