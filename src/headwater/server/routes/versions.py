@@ -249,11 +249,12 @@ def get_report_payload(
     item: Annotated[int | None, Query(ge=0, le=100_000)] = None,
 ) -> StreamingResponse:
     report = _report(catalog, report_id)
-    digest, media = report.digest, report.media_type
+    digest, media, filename = report.digest, report.media_type, report.name
     if item is not None:
         items = (report.body or {}).get("items") or []
         entry = items[item] if item < len(items) and isinstance(items[item], dict) else {}
         digest, media = entry.get("digest"), entry.get("media_type")
+        filename = str(entry.get("filename") or filename)
     if not digest:
         raise VersionNotFound(f"report {report.name!r} has no stored payload"
                               + (f" for item {item}" if item is not None else ""))
@@ -270,7 +271,7 @@ def get_report_payload(
             # sandbox: an SVG opened directly can never run script in this origin
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
             "Content-Disposition": "inline" if inline else
-            content_disposition("attachment", report.name)},
+            content_disposition("attachment", filename)},
         verify_first_max=request.app.state.verify_first_max,
         context=f"report {report.name!r} ({digest})")
 
