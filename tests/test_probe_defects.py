@@ -92,6 +92,17 @@ def test_search_treats_like_wildcards_literally(hw, tmp_path: Path) -> None:
     assert found("x") == ["axb"]
 
 
+def test_search_is_literal_on_both_backends(catalog: Catalog, tmp_path: Path) -> None:
+    src = tmp_path / "f.txt"
+    src.write_text("x\n")
+    for name in ("a_b", "axb", "a.b"):
+        catalog.log(src, name=name)
+    assert [d.name for d in catalog.datasets(search="%")] == []
+    assert [d.name for d in catalog.datasets(search="a_")] == ["a_b"]
+    assert [d.name for d in catalog.datasets(search="\\")] == []
+    assert [d.name for d in catalog.datasets(search="a")] == ["a.b", "a_b", "axb"]
+
+
 def test_drive_relative_name_is_an_ordinary_posix_name(hw, tmp_path: Path) -> None:
     assert check_relpath("C:data.txt") == "C:data.txt"
     for absolute in ("C:/x", "c:/", "C:"):
