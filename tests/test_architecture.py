@@ -39,3 +39,55 @@ def test_steps_are_framework_free() -> None:
         for mod in imports_of(path):
             assert not mod.startswith(("headwater.catalog", "headwater.store", "headwater.run",
                                        "headwater.api")), f"{path} imports {mod}"
+
+
+# -- queries live in catalog/, Catalog's privates stay in api.py (issue 14, section 9) ----------
+QUERY_BUILDERS = {"select", "insert", "update", "delete"}
+# TODO(issue 14, section 9): move these modules' queries into catalog/ (the catalog service or
+# repo); listed one by one so that no new module starts building queries of its own.
+QUERY_EXCEPTIONS = {
+    "api.py": "Catalog facade: listings, aliases, datasets not yet moved to the service",
+    "run.py": "RunContext: _known_versions and run records not yet moved to the service",
+    "reporting.py": "reports mixin of Catalog: report rows and annotations",
+    "maintenance.py": "gc/fsck: being reworked by the gc change; its queries move afterwards",
+    "cli_lineage.py": "outbox inspection commands",
+    "lineage/emitter.py": "outbox delivery",
+    "server/queries.py": "server listings (being edited by the server change)",
+    "server/marquez.py": "Marquez-compatible API",
+    "server/ingest.py": "OpenLineage ingestion (being edited; should call CatalogService)",
+    "server/retention.py": "event retention",
+    "server/routes/runs.py": "run pages",
+    "server/routes/versions.py": "version pages",
+    "server/routes/lineage.py": "lineage pages",
+}
+
+
+def _builds_queries(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "sqlalchemy" and QUERY_BUILDERS & {a.name for a in node.names}:
+                return True
+            if node.module.startswith("sqlalchemy.dialects"):
+                return True
+        if (isinstance(node, ast.Attribute) and node.attr in QUERY_BUILDERS
+                and isinstance(node.value, ast.Name) and node.value.id in ("sa", "sqlalchemy")):
+            return True
+    return False
+
+
+def test_sqlalchemy_queries_are_built_only_in_catalog() -> None:
+    builders = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                if p.relative_to(SRC).parts[0] != "catalog" and _builds_queries(p)}
+    assert builders - set(QUERY_EXCEPTIONS) == set(), "build queries in headwater/catalog/"
+    # an exception that no longer builds queries is dropped from the list, so it stays honest
+    assert set(QUERY_EXCEPTIONS) - builders == set()
+
+
+def test_only_the_facade_calls_catalog_private_methods() -> None:
+    import re
+
+    private = re.compile(r"\b(cat|catalog|_catalog|self\.catalog)\._[a-z]\w*\(")
+    roots = [SRC, SRC.parents[1] / "providers", SRC.parents[1] / "beam_transforms"]
+    offenders = [f"{p}:{i}" for root in roots for p in root.rglob("*.py") if p.name != "api.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if private.search(line)]
+    assert offenders == []

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from headwater import _failpoints
 from headwater.catalog import gclock, repo, stores
-from headwater.catalog.models import Run, RunInput, RunOutput, Version, VersionParent, utcnow
+from headwater.catalog.models import Run, RunInput, RunOutput, Version, utcnow
+from headwater.catalog.service import NewVersion
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
@@ -135,15 +136,16 @@ class RunContext:
         check_name(self.namespace, what="namespace")
         cat = self.catalog
         with cat.session() as s:
-            resolved = [cat._resolve_row(s, ref) for ref in self.input_refs]
-            self.inputs = [cat._to_version(s, v) for v in resolved]
+            svc = cat.service(s)
+            resolved = [svc.resolve(ref) for ref in self.input_refs]
+            self.inputs = [cat.handle(svc.version_info(v)) for v in resolved]
             state_rows = []
             for ref in self.state_refs:
                 try:
-                    state_rows.append(cat._resolve_row(s, ref))
+                    state_rows.append(svc.resolve(ref))
                 except LookupError:  # state that does not exist yet (first run): none
                     continue
-            self.state_inputs = [cat._to_version(s, v) for v in state_rows]
+            self.state_inputs = [cat.handle(svc.version_info(v)) for v in state_rows]
             self.cache_key = cache_key(
                 job=f"{self.namespace}/{self.job}",
                 code_fingerprint=self.code_fingerprint,
@@ -311,7 +313,7 @@ class RunContext:
         cat = self.catalog
         if label is not None:
             check_label(label)
-        parent_refs = tuple(cat._pin(p) for p in parents)
+        parent_refs = tuple(cat.pin(p) for p in parents)
         publish_manifest(cat.store, manifest, unconfirmed=unconfirmed, committed=committed)
         meta = dict(metadata or {})
         if key is not None:
@@ -345,7 +347,7 @@ class RunContext:
     # -- skip-if-unchanged ----------------------------------------------------------------------
     def previous(self) -> RunInfo | None:
         """The latest committed run with this run's cache key whose outputs still exist."""
-        return self.catalog._cached_run(self.cache_key, exclude=self.id)
+        return self.catalog.cached_run(self.cache_key, exclude=self.id)
 
     def reuse(self, previous: RunInfo) -> list[VersionHandle]:
         """Complete this run with ``previous``'s outputs instead of recomputing them."""
@@ -364,22 +366,22 @@ class RunContext:
                 if run is None:
                     raise RunFailed(f"run {self.id} vanished from the catalog")
                 self._objects_still_there(s)
+                svc = cat.service(s)
                 rows: list[tuple[Version, bool]] = []
                 if self._reuse is not None:
                     run.reused_run_id = self._reuse.id
                     for ref in self._reuse.outputs:
-                        rows.append((cat._resolve_row(s, ref), False))
+                        rows.append((svc.resolve(ref), False))
                 for staged in self._staged:
                     rows.append(self._commit_staged(s, staged))
                 for version, created in rows:
-                    if s.get(RunOutput, (self.id, version.id)) is None:
-                        s.add(RunOutput(run_id=self.id, version_id=version.id, created=created))
+                    svc.record_output(self.id, version, created=created)
                 by_dataset = {st.dataset: v.id for st, (v, _) in
                               zip(self._staged, rows[len(rows) - len(self._staged):], strict=True)}
                 for dataset, stored in self._reports:
                     insert_report(s, by_dataset[dataset], stored, run_id=self.id)
                 s.flush()
-                self.outputs = [cat._to_version(s, v, created=c) for v, c in rows]
+                self.outputs = [cat.handle(svc.version_info(v, created=c)) for v, c in rows]
                 run.state, run.ended_at = COMPLETED, utcnow()
                 cat.recorder.record(s, self._event("COMPLETE", s))
                 _failpoints.hit("commit.before_db_commit")
@@ -416,47 +418,21 @@ class RunContext:
             )
 
     def _commit_staged(self, s: Session, staged: Staged) -> tuple[Version, bool]:
-        cat = self.catalog
+        """The version ``staged`` becomes (numbering, dedup, labels, parents: the catalog
+        service's ``create_version``), plus what only a run adds: key columns, annotation."""
         ds = repo.ensure_dataset(
             s, DatasetName.parse(staged.dataset, default_namespace=""), type=staged.type,
             default_type="table" if staged.profile is not None else "raw_data",
         )
-        ds = repo.lock_dataset(s, ds.id)
-        if staged.metadata.get("key") and not ds.meta.get("key"):
-            ds.meta = {**ds.meta, "key": staged.metadata["key"]}
-        latest = repo.latest_version(s, ds.id)
-        if latest is not None and latest.digest == staged.digest:
-            if staged.label is not None and staged.label != latest.label:
-                raise InvalidArgument(
-                    f"cannot label {staged.dataset}: its content is identical to "
-                    f"{staged.dataset}@{latest.number} (label {latest.label or 'none'}), so no "
-                    "new version is made; labels are given when a version is created"
-                )
-            self._annotate(s, latest.id, staged)
-            return latest, False
-        if staged.label is not None:
-            holder = repo.label_taken(s, ds.id, staged.label)
-            if holder is not None:
-                raise InvalidArgument(
-                    f"label {staged.label!r} is already on {staged.dataset}@{holder.number}; "
-                    "labels are unique in a dataset and never move (aliases do)"
-                )
-            if repo.alias_exists(s, ds.id, staged.label):
-                raise InvalidArgument(
-                    f"{staged.label!r} is an alias of {staged.dataset}; a label of the same name "
-                    "would make references ambiguous"
-                )
         prof = staged.profile
         stats = dict(staged.stats)
         if prof is not None:
             stats.update(prof.stats())
         if staged.reference:
             stats["reference"] = True
-        v = Version(
-            dataset_id=ds.id,
-            number=repo.next_number(s, ds),
+        new = NewVersion(
             digest=staged.digest,
-            store_url=stores.recorded(staged.store_url, cat.settings.catalog_url),
+            store_url=staged.store_url,
             kind=staged.kind,
             size=staged.manifest.total_size,
             file_count=len(staged.manifest),
@@ -465,18 +441,16 @@ class RunContext:
             table_fingerprint=prof.fingerprint if prof else None,
             stats=stats,
             meta=staged.metadata,
-            state="committed",
-            created_at=utcnow(),
-            run_id=self.id,
             label=staged.label,
+            run_id=self.id,
         )
-        s.add(v)
-        s.flush()
-        for pos, ref in enumerate(staged.parents):
-            parent = cat._resolve_row(s, ref)
-            s.add(VersionParent(child_id=v.id, parent_id=parent.id, position=pos))
+        # create_version locks the dataset first: the key below is set under that lock
+        v, created = self.catalog.service(s).create_version(
+            ds, new, parents=staged.parents, name=staged.dataset)
+        if staged.metadata.get("key") and not ds.meta.get("key"):
+            ds.meta = {**ds.meta, "key": staged.metadata["key"]}
         self._annotate(s, v.id, staged)
-        return v, True
+        return v, created
 
     def _annotate(self, s: Session, version_id: int, staged: Staged) -> None:
         if staged.description is not None or staged.properties:
@@ -519,14 +493,14 @@ def make_run(
 ) -> RunContext:
     if not job or not isinstance(job, str):
         raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
-    refs = [catalog._pin(i) if isinstance(i, VersionInfo) else i for i in inputs]
+    refs = [catalog.pin(i) if isinstance(i, VersionInfo) else i for i in inputs]
     return RunContext(
         catalog=catalog,
         job=job,
         namespace=namespace or catalog.settings.namespace,
         params=dict(params or {}),
         input_refs=refs,
-        state_refs=[catalog._pin(i) if isinstance(i, VersionInfo) else i for i in state_inputs],
+        state_refs=[catalog.pin(i) if isinstance(i, VersionInfo) else i for i in state_inputs],
         code_fingerprint=fingerprint_code(code),
         engine=dict(engine or {}),
         parent=dict(parent) if parent else None,
