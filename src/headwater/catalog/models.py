@@ -117,6 +117,17 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     #: Run whose outputs this run reused instead of recomputing (skip-if-unchanged).
     reused_run_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    #: Owner of a RUNNING run (migration 0009): host name, pid, and a token naming the process
+    #: on its machine (boot id, pid namespace, start time) so a reused pid is not mistaken for it.
+    owner_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    owner_pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    owner_token: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: Last heartbeat of the owning process, and until when that heartbeat vouches for the run:
+    #: a RUNNING run past ``lease_until`` is reaped (catalog/leases.py).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The earlier try this run retries (an Airflow try N+1 names the dead try N it replaced).
+    retry_of: Mapped[str | None] = mapped_column(String(36), default=None)
 
     job: Mapped[Job] = relationship(lazy="joined")
 
@@ -348,3 +359,5 @@ class GcEpoch(Base):
 #: Newest runs first (the server's run list; ingested runs have random UUIDs, so id order is not
 #: time order). Declared here, next to the server's tables, by migration 0004.
 Index("ix_runs_started_at", Run.started_at, Run.id)
+#: The reaper's query: RUNNING runs whose lease has expired (migration 0009).
+Index("ix_runs_state_lease_until", Run.state, Run.lease_until)
