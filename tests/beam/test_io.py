@@ -128,7 +128,7 @@ def test_retried_bundles_commit_exactly_one_version(
     assert len(list(markers.iterdir())) >= 1
     with Catalog.open(settings=settings) as cat:
         (copy,) = cat.versions("copy")
-        assert copy.table_fingerprint == source.table_fingerprint
+        assert same_rows(copy.table_fingerprint or "", source.table_fingerprint or "")
         writes = cat.runs(job=cat.get_run(copy.run_id or "").job, state="COMPLETED")
         assert len(writes) == 1  # the retried finalize found its commit instead of redoing it
 
@@ -187,5 +187,5 @@ def test_roundtrip_with_the_store_on_s3_and_gcs(
     with Catalog.open(settings=settings) as cat:
         copy = cat.get("copy@1")
         assert copy.store_url == remote.url
-        assert copy.table_fingerprint == source.table_fingerprint
+        assert same_rows(copy.table_fingerprint or "", source.table_fingerprint or "")
         assert cat.verify("copy@1").problems == []  # every shard object re-hashed

@@ -143,10 +143,10 @@ def _cell_codes(
     arr: pa.ChunkedArray | pa.Array,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], bool]:
     """(n x 2 codes, null mask, any non-null value) of one column; see the module docstring."""
+    if pa.types.is_dictionary(arr.type):  # before combining: chunks may have other dictionaries
+        arr = arr.cast(arr.type.value_type)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
     n = len(arr)
     t = arr.type
     fam = type_family(t)
