@@ -1,16 +1,18 @@
 """``headwater lineage``: look at and drain the OpenLineage outbox.
 
-    headwater lineage status [--json]     pending / failed / delivered counts
-    headwater lineage flush [--json]      send every pending event now (backoff ignored)
+    headwater [--catalog URL] lineage status [--json]   pending / failed / delivered counts
+    headwater [--catalog URL] lineage flush [--json]    send every pending event now
 
-Registered by the main CLI with ``main.add_command(lineage_group)``. Both commands open the
-catalog with ``Catalog.open()`` (``HEADWATER_*`` settings) and deliver through whatever
-openlineage-python is configured with. Errors are one line on stderr and exit status 2.
+Registered by the main CLI under its ``lineage`` group. Both commands open the catalog the main
+command names (``--catalog``/``--store``, else the ``HEADWATER_*`` settings) and deliver through
+whatever openlineage-python is configured with. ``flush`` exits with status 2 when an event it
+was asked to send stays undelivered, after saying how many and why.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -25,10 +27,18 @@ class LineageCliError(click.ClickException):
 
 
 def _open_catalog() -> Any:
+    """The catalog of the root command's ``--catalog``/``--store`` (or the settings), with
+    lineage recording off: these commands only read and deliver the outbox."""
     from headwater.api import Catalog
+    from headwater.lineage.base import NullLineage
 
+    ctx = click.get_current_context()
+    root = ctx.find_root().obj
+    options = root if isinstance(root, dict) else {}
     try:
-        return Catalog.open()
+        return Catalog.open(
+            options.get("catalog_url"), store_url=options.get("store_url"), lineage=NullLineage()
+        )
     except HeadwaterError as exc:
         raise LineageCliError(str(exc)) from exc
 
@@ -58,6 +68,11 @@ def status(as_json: bool) -> None:
         click.echo(f"oldest undelivered event: {info['oldest_undelivered']}")
     if info["last_error"]:
         click.echo(f"last delivery error: {info['last_error']}")
+    for p in info["paused"]:
+        click.echo(
+            f"after-commit delivery to {p['transport'] or 'the configured transport'} paused "
+            f"until {p['next_attempt_at']} after {p['failures']} failure(s): {p['last_error']}"
+        )
     if not info["transport_configured"]:
         click.echo("no OpenLineage transport is configured (openlineage.yml, OPENLINEAGE_URL or "
                    "OPENLINEAGE__TRANSPORT__*): events wait in the outbox; `headwater lineage "
@@ -72,23 +87,65 @@ def status(as_json: bool) -> None:
     help="Also retry events that gave up after too many failed attempts.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Send at most N events.")
-def flush(as_json: bool, include_failed: bool, limit: int | None) -> None:
-    """Send every pending event now, oldest first; stops at the first delivery error."""
-    from headwater.lineage.emitter import Emitter, outbox_status
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="How long to wait for events another live process is sending.",
+)
+def flush(as_json: bool, include_failed: bool, limit: int | None, wait_seconds: float) -> None:
+    """Send every pending event now, oldest first; stops at the first delivery error.
 
+    Backoff is ignored, and events claimed by a process of this host that has exited are taken
+    over at once. Exit status 2 when an event stays undelivered, with the reason.
+    """
+    from sqlalchemy import func, select
+
+    from headwater.catalog.models import LineageOutbox
+    from headwater.lineage.emitter import Emitter, not_sent, outbox_status
+
+    emitter = Emitter()
+    emitter.warn = False  # the reasons are reported below
     with _open_catalog() as cat:
         try:
-            result = Emitter().deliver(
-                cat.engine, ignore_backoff=True, include_failed=include_failed, limit=limit
-            )
+            with cat.engine.connect() as conn:  # what exists now; later rows are not ours
+                upto = conn.execute(select(func.max(LineageOutbox.id))).scalar()
+            options: dict[str, Any] = {
+                "ignore_backoff": True,
+                "include_failed": include_failed,
+                "take_over_dead": True,
+                "upto_id": upto,
+            }
+            result = emitter.deliver(cat.engine, limit=limit, **options)
+            reasons = not_sent(cat.engine, result, upto_id=upto, include_failed=include_failed)
+            deadline = time.monotonic() + wait_seconds
+            while (  # rows another live process is sending: give it a moment, then take over
+                result.ok
+                and not result.limited
+                and any(r["reason"].startswith("being sent by") for r in reasons)
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+                more = emitter.deliver(
+                    cat.engine,
+                    limit=None if limit is None else limit - result.delivered,
+                    **options,
+                )
+                result.merge(more)
+                reasons = not_sent(cat.engine, result, upto_id=upto, include_failed=include_failed)
             after = outbox_status(cat.engine)
         except Exception as exc:
             raise LineageCliError(f"lineage flush failed: {exc}") from exc
+    left = sum(r["events"] for r in reasons)
+    only_limit = bool(reasons) and all(r["reason"].startswith("not tried") for r in reasons)
     info = {
         "delivered": result.delivered,
         "pending": after["pending"],
         "failed": after["failed"],
-        "error": result.errors[0] if result.errors else None,
+        "error": result.refused or (result.errors[0] if result.errors else None),
+        "not_sent": reasons,
     }
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
@@ -96,10 +153,13 @@ def flush(as_json: bool, include_failed: bool, limit: int | None) -> None:
         click.echo(
             f"delivered {info['delivered']}, pending {info['pending']}, failed {info['failed']}"
         )
-    if result.errors:
+        for r in reasons:
+            click.echo(f"not sent: {r['events']} event(s): {r['reason']}")
+    if left and not only_limit:
+        first = reasons[0]
         raise LineageCliError(
-            f"lineage backend unreachable ({result.errors[0]}); {after['pending']} events "
-            "stay queued: run `headwater lineage flush` again once it is back"
+            f"{left} lineage event(s) not delivered: {first['reason']}"
+            + ("" if len(reasons) == 1 else f" (and {len(reasons) - 1} other reason(s) above)")
         )
 
 

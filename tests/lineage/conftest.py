@@ -14,6 +14,7 @@ from sqlalchemy import select
 from headwater import Catalog
 from headwater.catalog.models import LineageOutbox
 from headwater.lineage.emitter import DeliveryPolicy, Emitter
+from headwater.lineage.facets import stored_event
 from headwater.lineage.outbox import OutboxRecorder
 from tests.lineage.support import MemoryTransport, OLValidator
 
@@ -65,7 +66,7 @@ def open_catalog(
     for cat, recorder, transport in opened:
         recorder.join(5)
         with cat.session() as s:
-            stored = [row.event for row in s.scalars(select(LineageOutbox)).all()]
+            stored = [stored_event(row.event) for row in s.scalars(select(LineageOutbox)).all()]
         cat.close()
         for event in stored + list(getattr(transport, "events", [])):
             ol_validator.validate(event)

@@ -229,7 +229,13 @@ def test_cli_status_and_flush(cli_env: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
     flushed = runner.invoke(lineage_group, ["flush", "--json"])
     assert flushed.exit_code == 0, flushed.output
-    assert json.loads(flushed.stdout) == {"delivered": 2, "pending": 0, "failed": 0, "error": None}
+    assert json.loads(flushed.stdout) == {
+        "delivered": 2,
+        "pending": 0,
+        "failed": 0,
+        "error": None,
+        "not_sent": [],
+    }
     assert [json.loads(line)["eventType"] for line in out.read_text().splitlines()] == [
         "START",
         "COMPLETE",
@@ -246,8 +252,9 @@ def test_cli_flush_with_the_backend_down_is_a_one_line_error(
     result = CliRunner().invoke(lineage_group, ["flush"])
     assert result.exit_code == 2
     assert "delivered 0, pending 2" in result.stdout
+    assert "not sent: 2 event(s): the lineage backend failed: ConnectionError" in result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "lineage backend unreachable" in result.stderr
+    assert "2 lineage event(s) not delivered: the lineage backend failed" in result.stderr
     status = json.loads(CliRunner().invoke(lineage_group, ["status", "--json"]).stdout)
     assert status["pending"] == 2 and "ConnectionError" in status["last_error"]
 

@@ -16,6 +16,7 @@ import pytest
 from headwater import Catalog
 from headwater.lineage import NullLineage
 from headwater.lineage.emitter import outbox_status
+from headwater.lineage.facets import stored_event
 from tests.lineage.support import OLValidator, Receiver, free_port
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,7 @@ def outbox(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         f"sqlite:///{tmp_path / 'c.db'}", store_url=str(tmp_path / "store"), lineage=NullLineage()
     ) as cat:
         with cat.session() as s:
-            events = [r.event for r in s.scalars(select(LineageOutbox)).all()]
+            events = [stored_event(r.event) for r in s.scalars(select(LineageOutbox)).all()]
         return events, outbox_status(cat.engine)
 
 

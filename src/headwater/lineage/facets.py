@@ -1,5 +1,9 @@
-"""Building OpenLineage run events from Headwater's :class:`RunEvent`, with openlineage-python's
-own typed classes (``event_v2`` / ``facet_v2``).
+"""Building OpenLineage run events, with openlineage-python's own typed classes (``event_v2`` /
+``facet_v2``), from the outbox record of a run state change (:mod:`headwater.lineage.record`).
+
+Events are built at delivery, not at commit: the commit stores the record, which holds every
+fact the event says (its ``eventTime`` and ``producer`` included), so the event built later is
+the event that would have been built at commit, and the commit path never imports openlineage.
 
 Every event and every facet is given ``producer=`` explicitly: when Airflow's OpenLineage
 provider is loaded it replaces the client's default producer, and Headwater's events must still
@@ -27,7 +31,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from functools import cache
 from typing import Any, cast
 
 from openlineage.client.event_v2 import (
@@ -63,36 +67,30 @@ from headwater.lineage.provenance import (
     PRODUCER,
     HeadwaterProvenanceRunFacet,
     VersionDigest,
-    headwater_version,
+    load_schema,
 )
-from headwater.version import VersionInfo
+from headwater.lineage.record import (
+    EVENT_ID_NAMESPACE,
+    check_record,
+    event_identity,
+    is_record,
+    isotime,
+    producer_url,
+    to_record,
+)
 
 log = logging.getLogger(__name__)
 
 INTEGRATION = "HEADWATER"
 DEFAULT_JOB_TYPE = "STEP"
-#: UUIDv5 namespace of event identities (see :func:`event_identity`).
-EVENT_ID_NAMESPACE = uuid.UUID("6f1d2b8e-4c1a-5b7e-9a65-0d9f3b1c7e42")
 
-
-def event_identity(run_id: str, event_type: str, event_time: str) -> str:
-    """The stable identity of an event: the same for every delivery of it.
-
-    Consumers deduplicate on ``(run.runId, eventType, eventTime)``; this UUIDv5 of the three is
-    the outbox's ``event_id`` and a convenient single key for the same thing.
-    """
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{run_id}|{event_type}|{event_time}"))
-
-
-def isotime(value: datetime) -> str:
-    """ISO 8601 with an explicit UTC offset (naive datetimes are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+Record = Mapping[str, Any]
 
 
 # -- run facets -------------------------------------------------------------------------------
-def parent_facet(parent: Mapping[str, Any] | None) -> parent_run.ParentRunFacet | None:
+def parent_facet(
+    parent: Mapping[str, Any] | None, producer: str = PRODUCER
+) -> parent_run.ParentRunFacet | None:
     """ParentRunFacet from ``RunEvent.parent`` (shape in the module docstring), or None."""
     if not parent:
         return None
@@ -108,7 +106,7 @@ def parent_facet(parent: Mapping[str, Any] | None) -> parent_run.ParentRunFacet 
             run=parent_run.Run(runId=str(uuid.UUID(str(parent["run_id"])))),
             job=parent_run.Job(namespace=str(parent["namespace"]), name=str(parent["job"])),
             root=root_obj,
-            producer=PRODUCER,
+            producer=producer,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         log.warning(
@@ -121,70 +119,74 @@ def parent_facet(parent: Mapping[str, Any] | None) -> parent_run.ParentRunFacet 
         return None
 
 
-def engine_facet(engine: Mapping[str, Any]) -> processing_engine_run.ProcessingEngineRunFacet:
+def engine_facet(
+    engine: Mapping[str, Any], hw_version: str
+) -> processing_engine_run.ProcessingEngineRunFacet:
     name = engine.get("name")
     engine_version = engine.get("version")
     if not name:
-        name, engine_version = "headwater", headwater_version()
+        name, engine_version = "headwater", hw_version
     return processing_engine_run.ProcessingEngineRunFacet(
         version=str(engine_version or "unknown"),
         name=str(name),
-        openlineageAdapterVersion=headwater_version(),
-        producer=PRODUCER,
+        openlineageAdapterVersion=hw_version,
+        producer=producer_url(hw_version),
     )
 
 
-def error_facet(error: str) -> error_message_run.ErrorMessageRunFacet:
+def error_facet(error: str, producer: str = PRODUCER) -> error_message_run.ErrorMessageRunFacet:
     lines = [line for line in error.strip().splitlines() if line.strip()]
     return error_message_run.ErrorMessageRunFacet(
         message=lines[-1].strip() if lines else "run failed",
         programmingLanguage="python",
         stackTrace=error,
-        producer=PRODUCER,
+        producer=producer,
     )
 
 
-def provenance_facet(event: RunEvent) -> HeadwaterProvenanceRunFacet:
-    def digest(v: VersionInfo, *, output: bool) -> VersionDigest:
+def provenance_facet(rec: Record, producer: str) -> HeadwaterProvenanceRunFacet:
+    def digest(v: Record) -> VersionDigest:
         return VersionDigest(
-            name=v.name,
-            version=v.number,
-            digest=v.digest,
-            tableFingerprint=v.table_fingerprint or None,
-            created=v.created if output else None,
+            name=f"{v['namespace']}/{v['dataset']}",
+            version=int(v["number"]),
+            digest=str(v["digest"]),
+            tableFingerprint=v.get("tableFingerprint") or None,
+            created=v.get("created"),
         )
 
     return HeadwaterProvenanceRunFacet(
-        runId=event.run_id,
-        cacheKey=event.cache_key,
-        codeFingerprint=event.code_fingerprint,
-        parameters=dict(event.params),
-        inputs=[digest(v, output=False) for v in event.inputs],
-        outputs=[digest(v, output=True) for v in event.outputs],
-        producer=PRODUCER,
+        runId=str(rec["runId"]),
+        cacheKey=rec.get("cacheKey"),
+        codeFingerprint=rec.get("codeFingerprint"),
+        parameters=dict(rec.get("params") or {}),
+        inputs=[digest(v) for v in rec.get("inputs") or ()],
+        outputs=[digest(v) for v in rec.get("outputs") or ()],
+        producer=producer,
     )
 
 
-def run_facets(event: RunEvent) -> dict[str, BaseFacet]:
+def run_facets(rec: Record) -> dict[str, BaseFacet]:
+    hw_version = str(rec["producerVersion"])
+    producer = producer_url(hw_version)
     facets: dict[str, BaseFacet] = {
-        "processing_engine": engine_facet(event.engine),
-        FACET_KEY: provenance_facet(event),
+        "processing_engine": engine_facet(rec.get("engine") or {}, hw_version),
+        FACET_KEY: provenance_facet(rec, producer),
     }
-    parent = parent_facet(event.parent)
+    parent = parent_facet(rec.get("parent"), producer)
     if parent is not None:
         facets["parent"] = parent
-    if event.nominal_time is not None:
+    if rec.get("nominalTime") is not None:
         facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-            nominalStartTime=isotime(event.nominal_time), producer=PRODUCER
+            nominalStartTime=str(rec["nominalTime"]), producer=producer
         )
-    if event.state == "FAIL" and event.error:
-        facets["errorMessage"] = error_facet(event.error)
+    if rec["eventType"] == "FAIL" and rec.get("error"):
+        facets["errorMessage"] = error_facet(str(rec["error"]), producer)
     return facets
 
 
 # -- job facets -------------------------------------------------------------------------------
 def source_location_facet(
-    location: Any,
+    location: Any, producer: str = PRODUCER
 ) -> source_code_location_job.SourceCodeLocationJobFacet | None:
     """From a URL string, or a mapping with ``url`` and optional ``type``/``path``/``version``…"""
     if not location:
@@ -203,105 +205,100 @@ def source_location_facet(
         version=location.get("version"),
         tag=location.get("tag"),
         branch=location.get("branch"),
-        producer=PRODUCER,
+        producer=producer,
     )
 
 
-def job_facets(event: RunEvent) -> dict[str, BaseFacet]:
+def job_facets(rec: Record) -> dict[str, BaseFacet]:
+    producer = producer_url(str(rec["producerVersion"]))
     facets: dict[str, BaseFacet] = {
         "jobType": job_type_job.JobTypeJobFacet(
             processingType="BATCH",
             integration=INTEGRATION,
-            jobType=(event.job_type or DEFAULT_JOB_TYPE).upper(),
-            producer=PRODUCER,
+            jobType=(rec.get("jobType") or DEFAULT_JOB_TYPE).upper(),
+            producer=producer,
         )
     }
-    location = source_location_facet(event.source_location)
+    location = source_location_facet(rec.get("sourceLocation"), producer)
     if location is not None:
         facets["sourceCodeLocation"] = location
     return facets
 
 
 # -- datasets ---------------------------------------------------------------------------------
-def dataset_facets(v: VersionInfo) -> dict[str, BaseFacet]:
-    root = store_location(v.store_url)
+def dataset_facets(v: Record, producer: str) -> dict[str, BaseFacet]:
+    store_url = str(v["storeUrl"])
+    root = store_location(store_url)
     facets: dict[str, BaseFacet] = {
         "version": dataset_version_dataset.DatasetVersionDatasetFacet(
-            datasetVersion=str(v.number), producer=PRODUCER
-        ).with_additional_properties(digest=v.digest),
+            datasetVersion=str(v["number"]), producer=producer
+        ).with_additional_properties(digest=v["digest"]),
         "dataSource": datasource_dataset.DatasourceDatasetFacet(
             name=root.namespace,
-            uri=f"file://{root.name}" if root.namespace == "file" else v.store_url,
-            producer=PRODUCER,
+            uri=f"file://{root.name}" if root.namespace == "file" else store_url,
+            producer=producer,
         ),
         "symlinks": symlinks_dataset.SymlinksDatasetFacet(
             identifiers=[
                 symlinks_dataset.Identifier(
-                    namespace=LOGICAL_NAMESPACE, name=v.name, type="DATASET"
+                    namespace=LOGICAL_NAMESPACE,
+                    name=f"{v['namespace']}/{v['dataset']}",
+                    type="DATASET",
                 )
             ],
-            producer=PRODUCER,
+            producer=producer,
         ),
     }
-    if v.schema:
+    if v.get("schema"):
         facets["schema"] = schema_dataset.SchemaDatasetFacet(
             fields=[
                 schema_dataset.SchemaDatasetFacetFields(
-                    name=str(col.get("name")),
-                    type=str(col.get("type")) if col.get("type") is not None else None,
-                    ordinal_position=pos,
+                    name=str(name), type=kind, ordinal_position=pos
                 )
-                for pos, col in enumerate(v.schema, start=1)
+                for pos, (name, kind) in enumerate(v["schema"], start=1)
             ],
-            producer=PRODUCER,
+            producer=producer,
         )
     return facets
 
 
-def _null_counts(v: VersionInfo) -> dict[str, int]:
-    raw = v.stats.get("null_counts") if isinstance(v.stats, Mapping) else None
-    if not isinstance(raw, Mapping):
-        return {}
-    return {str(k): int(n) for k, n in raw.items() if isinstance(n, int)}
-
-
-def input_dataset(v: VersionInfo) -> InputDataset:
-    ident = catalog_dataset(v.store_url, v.namespace, v.dataset)
+def input_dataset(v: Record, producer: str) -> InputDataset:
+    ident = catalog_dataset(str(v["storeUrl"]), str(v["namespace"]), str(v["dataset"]))
     input_facets: dict[str, Any] = {}
-    if nulls := _null_counts(v):
+    if nulls := v.get("nullCounts"):
         input_facets["dataQualityMetrics"] = (
             data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
                 columnMetrics={
                     col: data_quality_metrics_input_dataset.ColumnMetrics(nullCount=n)
                     for col, n in sorted(nulls.items())
                 },
-                rowCount=v.row_count,
-                bytes=v.size,
-                fileCount=v.file_count,
-                producer=PRODUCER,
+                rowCount=v.get("rowCount"),
+                bytes=v.get("size"),
+                fileCount=v.get("fileCount"),
+                producer=producer,
             )
         )
     return InputDataset(
         namespace=ident.namespace,
         name=ident.name,
-        facets=cast(Any, dataset_facets(v)),
+        facets=cast(Any, dataset_facets(v, producer)),
         inputFacets=input_facets,
     )
 
 
-def output_dataset(v: VersionInfo) -> OutputDataset:
-    ident = catalog_dataset(v.store_url, v.namespace, v.dataset)
-    facets: dict[str, Any] = dataset_facets(v)
-    if nulls := _null_counts(v):
+def output_dataset(v: Record, producer: str) -> OutputDataset:
+    ident = catalog_dataset(str(v["storeUrl"]), str(v["namespace"]), str(v["dataset"]))
+    facets: dict[str, Any] = dataset_facets(v, producer)
+    if nulls := v.get("nullCounts"):
         facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
             columnMetrics={
                 col: data_quality_metrics_dataset.ColumnMetrics(nullCount=n)
                 for col, n in sorted(nulls.items())
             },
-            rowCount=v.row_count,
-            bytes=v.size,
-            fileCount=v.file_count,
-            producer=PRODUCER,
+            rowCount=v.get("rowCount"),
+            bytes=v.get("size"),
+            fileCount=v.get("fileCount"),
+            producer=producer,
         )
     return OutputDataset(
         namespace=ident.namespace,
@@ -309,36 +306,93 @@ def output_dataset(v: VersionInfo) -> OutputDataset:
         facets=facets,
         outputFacets={
             "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                rowCount=v.row_count,
-                size=v.size,
-                fileCount=v.file_count,
-                producer=PRODUCER,
+                rowCount=v.get("rowCount"),
+                size=v.get("size"),
+                fileCount=v.get("fileCount"),
+                producer=producer,
             )
         },
     )
 
 
 # -- events -----------------------------------------------------------------------------------
-def build_event(event: RunEvent) -> OLRunEvent:
-    """The OpenLineage RunEvent for one state change of a Headwater run."""
+def build_from_record(record: Record) -> OLRunEvent:
+    """The OpenLineage RunEvent of one outbox record (see :mod:`headwater.lineage.record`)."""
+    rec = check_record(record)
+    producer = producer_url(str(rec["producerVersion"]))
     return OLRunEvent(
-        eventType=RunState(event.state),
-        eventTime=isotime(event.event_time),
-        run=Run(runId=event.run_id, facets=cast(Any, run_facets(event))),
+        eventType=RunState(rec["eventType"]),
+        eventTime=str(rec["eventTime"]),
+        run=Run(runId=str(rec["runId"]), facets=cast(Any, run_facets(rec))),
         job=Job(
-            namespace=event.job_namespace,
-            name=event.job_name,
-            facets=cast(Any, job_facets(event)),
+            namespace=str(rec["jobNamespace"]),
+            name=str(rec["jobName"]),
+            facets=cast(Any, job_facets(rec)),
         ),
-        inputs=[input_dataset(v) for v in event.inputs],
-        outputs=[output_dataset(v) for v in event.outputs],
-        producer=PRODUCER,
+        inputs=[input_dataset(v, producer) for v in rec.get("inputs") or ()],
+        outputs=[output_dataset(v, producer) for v in rec.get("outputs") or ()],
+        producer=producer,
     )
+
+
+def build_event(event: RunEvent) -> OLRunEvent:
+    """The OpenLineage RunEvent for one state change of a Headwater run (through its record, so
+    there is one way to build an event)."""
+    return build_from_record(to_record(event))
 
 
 def event_to_dict(event: OLRunEvent) -> dict[str, Any]:
     """JSON-ready dict of ``event`` exactly as openlineage-python serialises it."""
     return Serde.to_dict(event)
+
+
+@cache
+def _provenance_validator() -> Any:
+    """Our facet's published schema, with its reference to the OpenLineage core ``RunFacet``
+    (not shipped in the package) replaced by that definition's two required fields."""
+    import copy
+
+    import jsonschema
+
+    defs = copy.deepcopy(load_schema()["$defs"])
+    facet = defs["HeadwaterProvenanceRunFacet"]
+    facet["allOf"] = [
+        part
+        for part in facet.get("allOf", [])
+        if not str(part.get("$ref", "")).startswith("https://openlineage.io/")
+    ] + [
+        {
+            "type": "object",
+            "required": ["_producer", "_schemaURL"],
+            "properties": {"_producer": {"type": "string"}, "_schemaURL": {"type": "string"}},
+        }
+    ]
+    return jsonschema.Draft202012Validator(
+        {"$ref": "#/$defs/HeadwaterProvenanceRunFacet", "$defs": defs}
+    )
+
+
+def event_for_delivery(stored: Mapping[str, Any]) -> OLRunEvent:
+    """The typed event to hand a transport for one stored outbox payload.
+
+    A record is built and checked here (its format; Headwater's own facet against its published
+    schema), so a payload that cannot make a valid event is refused with a reason instead of
+    being sent. A complete event stored by an older Headwater is sent as stored.
+    """
+    if not is_record(stored):
+        return event_from_dict(stored)
+    event = build_from_record(stored)
+    facet = Serde.to_dict((event.run.facets or {})[FACET_KEY])
+    errors = sorted(_provenance_validator().iter_errors(facet), key=lambda e: list(e.path))
+    if errors:
+        raise ValueError(f"{FACET_KEY} facet does not match its schema: {errors[0].message}")
+    return event
+
+
+def stored_event(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenLineage event (JSON dict) an outbox payload stands for: what delivery sends,
+    before the transport's client adds its own facets."""
+    return event_to_dict(build_from_record(stored)) if is_record(stored) else dict(stored)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> OLRunEvent:
@@ -383,10 +437,15 @@ def event_from_dict(data: Mapping[str, Any]) -> OLRunEvent:
 
 __all__ = [
     "DEFAULT_JOB_TYPE",
+    "EVENT_ID_NAMESPACE",
     "INTEGRATION",
     "build_event",
+    "build_from_record",
+    "event_for_delivery",
     "event_from_dict",
     "event_identity",
     "event_to_dict",
+    "isotime",
     "parent_facet",
+    "stored_event",
 ]

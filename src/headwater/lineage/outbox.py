@@ -1,10 +1,12 @@
 """The outbox recorder: OpenLineage events written in the run's own transaction.
 
-:meth:`OutboxRecorder.record` builds the event and adds a ``lineage_outbox`` row to the session
-the run is committing with, so the event becomes durable exactly when the run state change does
-(and vanishes with it on rollback). It does no network I/O. It also registers a SQLAlchemy
-``after_commit`` hook on that session: once the transaction is committed, the events of the runs
-it touched are handed to :class:`~headwater.lineage.emitter.BackgroundDelivery`.
+:meth:`OutboxRecorder.record` adds a ``lineage_outbox`` row holding the event's record (plain
+JSON, :mod:`headwater.lineage.record`) to the session the run is committing with, so the event
+becomes durable exactly when the run state change does (and vanishes with it on rollback). It
+does no network I/O and does not import openlineage: the event is built at delivery. It also
+registers a SQLAlchemy ``after_commit`` hook on that session: once the transaction is
+committed, the events of the runs it touched are handed to
+:class:`~headwater.lineage.emitter.BackgroundDelivery`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from headwater.catalog.models import LineageOutbox, utcnow
 from headwater.lineage.base import RunEvent
 from headwater.lineage.emitter import PENDING, BackgroundDelivery, Emitter, describe
-from headwater.lineage.facets import build_event, event_identity, event_to_dict
+from headwater.lineage.record import event_identity, to_record
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class OutboxRecorder:
         )
 
     def record(self, session: Session, event: RunEvent) -> None:
-        data = event_to_dict(build_event(event))
+        data = to_record(event)
         now = utcnow()
         session.add(
             LineageOutbox(

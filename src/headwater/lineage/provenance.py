@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attr
 from openlineage.client.generated.base import RunFacet
+
+from headwater.lineage.record import headwater_version, producer_url
 
 FACET_KEY = "headwater_provenance"
 FACET_VERSION = "1-0-0"
@@ -27,16 +28,10 @@ SCHEMA_URL = f"{SCHEMA_ID}#/$defs/HeadwaterProvenanceRunFacet"
 SCHEMA_RESOURCE = "HeadwaterProvenanceRunFacet.json"
 
 
-def headwater_version() -> str:
-    try:
-        return version("headwater")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0"
-
-
-#: ``producer`` of every event and facet Headwater writes (Airflow's provider would otherwise
-#: substitute its own default producer).
-PRODUCER = f"https://github.com/headwater-data/headwater/tree/{headwater_version()}"
+#: ``producer`` of every event and facet this Headwater writes (Airflow's provider would
+#: otherwise substitute its own default producer). Events are built from outbox records with the
+#: version that committed them (:func:`headwater.lineage.record.producer_url`).
+PRODUCER = producer_url(headwater_version())
 
 
 @attr.define
@@ -79,5 +74,6 @@ __all__ = [
     "SCHEMA_URL",
     "HeadwaterProvenanceRunFacet",
     "VersionDigest",
+    "headwater_version",
     "load_schema",
 ]
