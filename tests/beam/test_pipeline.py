@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from headwater import Catalog
 from headwater.catalog.models import LineageOutbox
+from headwater.lineage.facets import stored_event
 from headwater.steps.clean import CleanStep
 from headwater.steps.despam import DespamStep
 from headwater.steps.id_merge import IdMergeStep
@@ -41,7 +42,8 @@ def _table_path(raw: pa.Table, model: SpamModel) -> dict[str, Any]:
 
 def _outbox(cat: Catalog) -> list[dict[str, Any]]:
     with cat.session() as s:
-        return [row.event for row in s.scalars(select(LineageOutbox).order_by(LineageOutbox.id))]
+        return [stored_event(row.event)
+                for row in s.scalars(select(LineageOutbox).order_by(LineageOutbox.id))]
 
 
 @pytest.mark.parametrize("runner", [

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from headwater import Catalog
 from headwater.catalog.models import OpenLineageRun, Run, RunInput, Version
+from headwater.lineage.facets import stored_event
 from headwater.lineage.outbox import OutboxRecorder
 from headwater.server.app import create_app
 from tests.server.conftest import DATA
@@ -106,7 +107,8 @@ def test_our_own_emitter_events_land_on_existing_versions(catalog_url: str, tmp_
         with cat.run("derive", inputs=[v1.ref], namespace="own") as run:
             run.log_output(pa.table({"n": [2]}), name="own/derived")
         with cat.engine.connect() as conn:
-            events = [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in
+            events = [stored_event(row[0] if isinstance(row[0], dict) else json.loads(row[0]))
+                      for row in
                       conn.execute(sa.text("select event from lineage_outbox order by id"))]
         assert len(events) == 4  # START + COMPLETE of the log run and of derive
         before = counts(cat)
