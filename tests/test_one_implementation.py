@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from headwater import Catalog
 from headwater.tables.detect import detect_format, formats_of, one_format, table_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +69,40 @@ def test_no_second_copy_of_the_object_layout() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in CODE
                  if p.name != "layout.py" and copy.search(p.read_text())]
     assert offenders == [], f"call headwater.store.layout instead: {offenders}"
+
+
+def test_one_output_spec_carries_every_field_to_the_version(sqlite_catalog: Catalog,
+                                                           tmp_path: Path) -> None:
+    from headwater import OutputSpec
+
+    (tmp_path / "a.csv").write_text("id,x\n1,2\n")
+    parent = sqlite_catalog.log(tmp_path / "a.csv", name="t/parent")
+    spec = OutputSpec.of({"name": "t/child", "type": "table", "key": ["id"],
+                          "metadata": {"m": 1}, "stats": {"s": 2}, "parents": ["t/parent"],
+                          "label": "v1", "description": "why", "properties": {"p": 3}})
+    with sqlite_catalog.run("job") as run:
+        run.log_spec(tmp_path / "a.csv", spec)
+    v = run.outputs[0]
+    assert (v.label, v.description, v.properties, v.parents) == ("v1", "why", {"p": 3},
+                                                                 (parent.ref,))
+    assert v.metadata == {"m": 1, "key": ["id"]} and v.stats["s"] == 2 and v.type == "table"
+
+
+def test_output_spec_refuses_bad_fields_clearly() -> None:
+    from headwater import OutputSpec
+    from headwater.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="bogus"):
+        OutputSpec.of({"name": "x", "bogus": 1})
+    with pytest.raises(InvalidArgument, match="key is a list"):
+        OutputSpec("x", key="id")
+    assert OutputSpec("x", key=["a"]) == OutputSpec("x", key=("a",))
+
+
+def test_airflow_output_is_the_core_output_spec() -> None:
+    pytest.importorskip("airflow")
+    from headwater_airflow.operators.versioned import Output
+
+    from headwater import OutputSpec
+
+    assert Output is OutputSpec

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
@@ -37,7 +37,7 @@ from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from headwater import Catalog, Settings, VersionInfo
+from headwater import Catalog, OutputSpec, Settings, VersionInfo
 from headwater.errors import InvalidArgument
 from headwater.store import ManifestEntry, ObjectStore
 from headwater.tables import TableProfiler
@@ -164,17 +164,13 @@ class _GatherShards(beam.CombineFn):  # type: ignore[misc]
 class _Finalize(beam.DoFn):
     """Commits the version: one catalog run, one ``log_objects``, one transaction."""
 
-    def __init__(self, settings: Settings, ctx: WriteContext, *, name: str, type: str,
-                 schema: pa.Schema | None, compression: str, key: Sequence[str] | None,
-                 metadata: Mapping[str, Any]) -> None:
+    def __init__(self, settings: Settings, ctx: WriteContext, *, spec: OutputSpec,
+                 schema: pa.Schema | None, compression: str) -> None:
         self._settings = settings
         self._ctx = ctx
-        self._name = name
-        self._type = type
+        self._spec = spec
         self._schema = schema
         self._compression = compression
-        self._key = list(key) if key else None
-        self._metadata = dict(metadata)
 
     def process(self, acc: tuple[list[_Shard], TableProfiler]) -> Iterator[VersionInfo]:
         shards, profiler = acc
@@ -201,9 +197,8 @@ class _Finalize(beam.DoFn):
             with cat.run(ctx.job, inputs=ctx.inputs, params=ctx.params, code=ctx.code,
                          engine=ctx.engine, parent=ctx.parent, namespace=ctx.namespace,
                          job_type="BEAM_WRITE") as run:
-                run.log_objects(entries, name=self._name, type=self._type,
-                                metadata=self._metadata, key=self._key,
-                                stats={"shards": total}, profile=profiler.result())
+                run.log_objects_spec(entries, replace(self._spec, stats={"shards": total}),
+                                     profile=profiler.result())
             version = run.outputs[0].info()
         report_lineage("sink", version_uri(version))
         counter("write", "versions_committed").inc(1 if version.created else 0)
@@ -268,8 +263,9 @@ class WriteVersion(beam.PTransform):  # type: ignore[misc]
                                                   self.compression))
             | "Gather" >> beam.CombineGlobally(_GatherShards())
             | "Commit" >> beam.ParDo(_Finalize(
-                settings, ctx, name=self.name, type=self.type, schema=self.schema,
-                compression=self.compression, key=self.key, metadata=self.metadata))
+                settings, ctx, spec=OutputSpec(self.name, type=self.type, key=self.key or None,
+                                               metadata=self.metadata),
+                schema=self.schema, compression=self.compression))
         )
 
     def display_data(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from headwater.api import Catalog, DatasetInfo
     from headwater.errors import HeadwaterError
+    from headwater.outputs import OutputSpec
     from headwater.run import RunContext, RunInfo
     from headwater.settings import Settings
     from headwater.version import Version, VersionInfo
@@ -31,6 +32,7 @@ _WHERE = {
     "Catalog": "api",
     "DatasetInfo": "api",
     "HeadwaterError": "errors",
+    "OutputSpec": "outputs",
     "RunContext": "run",
     "RunInfo": "run",
     "Settings": "settings",
@@ -42,6 +44,7 @@ __all__ = [
     "Catalog",
     "DatasetInfo",
     "HeadwaterError",
+    "OutputSpec",
     "RunContext",
     "RunInfo",
     "Settings",

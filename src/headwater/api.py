@@ -30,6 +30,7 @@ from headwater.errors import (
     VersionNotFound,
 )
 from headwater.lineage.base import LineageRecorder, NullLineage
+from headwater.outputs import OutputSpec
 from headwater.progress import NullProgress, Progress
 from headwater.refs import DatasetName, VersionRef
 from headwater.reporting import ReportsMixin
@@ -258,20 +259,10 @@ class Catalog(ReportsMixin):
         with self.run(
             f"log.{ds.name}", inputs=pinned, namespace=ds.namespace, job_type="log"
         ) as run:
-            run.log_output(
-                data,
-                name=str(ds),
-                type=type,
-                metadata=metadata,
-                parents=pinned,
-                reference=reference,
-                key=key,
-                stats=stats,
-                label=label,
-                description=description,
-                properties=properties,
-                follow_symlinks=follow_symlinks,
-            )
+            spec = OutputSpec(str(ds), type=type, key=key, metadata=metadata or {},
+                              stats=stats or {}, parents=pinned, label=label,
+                              description=description, properties=properties)
+            run.log_spec(data, spec, reference=reference, follow_symlinks=follow_symlinks)
         return run.outputs[0]
 
     def get(self, ref: str | VersionInfo) -> VersionHandle:

@@ -24,6 +24,7 @@ from headwater.catalog.service import NewVersion
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
+from headwater.outputs import OutputSpec
 from headwater.refs import DatasetName, check_label, check_name
 from headwater.reporting import (
     StoredReport,
@@ -221,9 +222,19 @@ class RunContext:
         symbolic links to files inside it are followed by default (``follow_symlinks``: ``none``,
         ``inside``, ``all``); links left out and special files are named in a warning.
         """
+        spec = OutputSpec(name, type=type, key=key, metadata=metadata or {}, stats=stats or {},
+                          parents=tuple(parents), label=label, description=description,
+                          properties=properties)
+        return self.log_spec(data, spec, reference=reference, follow_symlinks=follow_symlinks)
+
+    def log_spec(
+        self, data: Any, spec: OutputSpec, *, reference: bool = False,
+        follow_symlinks: str = DEFAULT_FOLLOW,
+    ) -> Staged:
+        """:meth:`log_output` for an output described by ``spec`` (what adapters build)."""
         self._check_running()
         cat = self.catalog
-        ds_name = cat.dataset_name(name)
+        ds_name = cat.dataset_name(spec.name)
         snap, profile = stage(
             cat.store,
             data,
@@ -233,10 +244,8 @@ class RunContext:
             known=self._known_versions(),
             follow_symlinks=follow_symlinks,
         )
-        return self._add(snap.manifest, profile, name=str(ds_name), type=type, metadata=metadata,
-                         stats=stats, parents=parents, reference=reference, key=key,
-                         new_objects=snap.new_objects, new_bytes=snap.new_bytes, label=label,
-                         description=description, properties=properties,
+        return self._add(snap.manifest, profile, spec, name=str(ds_name), reference=reference,
+                         new_objects=snap.new_objects, new_bytes=snap.new_bytes,
                          unconfirmed=snap.unconfirmed, committed=snap.known,
                          source=data, follow_symlinks=follow_symlinks)
 
@@ -286,14 +295,22 @@ class RunContext:
         the manifest, checks every object is present, and profiles table shards from the store
         unless a merged ``profile`` is given.
         """
+        spec = OutputSpec(name, type=type, key=key, metadata=metadata or {}, stats=stats or {},
+                          parents=tuple(parents), label=label)
+        return self.log_objects_spec(entries, spec, profile=profile)
+
+    def log_objects_spec(
+        self, entries: Iterable[ManifestEntry], spec: OutputSpec, *,
+        profile: TableProfile | None = None,
+    ) -> Staged:
+        """:meth:`log_objects` for an output described by ``spec`` (what adapters build)."""
         self._check_running()
         cat = self.catalog
         manifest = Manifest(entries)
         if profile is None:
             profile = profile_manifest(cat.store, manifest)
-        return self._add(manifest, profile, name=str(cat.dataset_name(name)), type=type,
-                         metadata=metadata, stats=stats, parents=parents, reference=False,
-                         key=key, new_objects=0, new_bytes=0, label=label)
+        return self._add(manifest, profile, spec, name=str(cat.dataset_name(spec.name)),
+                         reference=False, new_objects=0, new_bytes=0)
 
     def _check_running(self) -> None:
         if self.state != RUNNING:
@@ -302,27 +319,25 @@ class RunContext:
             )
 
     def _add(
-        self, manifest: Manifest, profile: TableProfile | None, *, name: str, type: str | None,
-        metadata: Mapping[str, Any] | None, stats: Mapping[str, Any] | None,
-        parents: Iterable[str | VersionInfo], reference: bool, key: Sequence[str] | None,
-        new_objects: int, new_bytes: int, label: str | None = None,
-        description: str | None = None, properties: Mapping[str, Any] | None = None,
+        self, manifest: Manifest, profile: TableProfile | None, spec: OutputSpec, *, name: str,
+        reference: bool, new_objects: int, new_bytes: int,
         unconfirmed: frozenset[str] | None = None, committed: bool = False,
         source: Any = None, follow_symlinks: str = DEFAULT_FOLLOW,
     ) -> Staged:
         cat = self.catalog
-        if label is not None:
-            check_label(label)
-        parent_refs = tuple(cat.pin(p) for p in parents)
+        if spec.label is not None:
+            check_label(spec.label)
+        parent_refs = tuple(cat.pin(p) for p in spec.parents)
         publish_manifest(cat.store, manifest, unconfirmed=unconfirmed, committed=committed)
-        meta = dict(metadata or {})
-        if key is not None:
-            meta["key"] = list(key)
+        meta = dict(spec.metadata)
+        if spec.key is not None:
+            meta["key"] = list(spec.key)
         staged = Staged(
-            dataset=name, type=type, manifest=manifest, store_url=cat.store.url,
-            profile=profile, stats=dict(stats or {}), metadata=meta, parents=parent_refs,
-            reference=reference, new_objects=new_objects, new_bytes=new_bytes, label=label,
-            description=description, properties=dict(properties) if properties else None,
+            dataset=name, type=spec.type, manifest=manifest, store_url=cat.store.url,
+            profile=profile, stats=dict(spec.stats), metadata=meta, parents=parent_refs,
+            reference=reference, new_objects=new_objects, new_bytes=new_bytes, label=spec.label,
+            description=spec.description,
+            properties=dict(spec.properties) if spec.properties else None,
             source=source, follow_symlinks=follow_symlinks,
         )
         self._staged.append(staged)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headwater import Catalog, RunContext, Version
+from headwater import Catalog, OutputSpec, RunContext, Version
 from headwater.errors import InvalidArgument
 from headwater.lineage import NullLineage
 from headwater_airflow.assets import dataset_asset
@@ -32,24 +32,8 @@ from headwater_airflow.version_compat import BaseOperator, Context
 INPUT_MODES = ("arrow", "path", "version")
 
 
-@dataclass(frozen=True)
-class Output:
-    """A dataset a step writes: name (``ns/name``), type, key columns for row diffs."""
-
-    name: str
-    type: str | None = None
-    key: Sequence[str] | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, spec: str | Mapping[str, Any] | Output) -> Output:
-        if isinstance(spec, Output):
-            return spec
-        if isinstance(spec, str):
-            return cls(spec)
-        if isinstance(spec, Mapping) and "name" in spec:
-            return cls(**dict(spec))
-        raise InvalidArgument(f"output spec {spec!r}: give a name, a dict with 'name', or Output")
+#: A dataset a step writes: the core's one output-spec type (name, type, key, metadata, ...).
+Output = OutputSpec
 
 
 def _kwarg_name(ref: str) -> str:
@@ -171,8 +155,7 @@ class VersionedStepOperator(BaseOperator):
             )
         for name, data in items:
             spec = specs[name]
-            run.log_output(data, name=spec.name, type=spec.type, key=spec.key,
-                           metadata=spec.metadata)
+            run.log_spec(data, spec)
 
     # -- execute --------------------------------------------------------------------------------
     def execute(self, context: Context) -> list[dict[str, Any]]:
