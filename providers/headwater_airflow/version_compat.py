@@ -8,7 +8,9 @@ from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factor
 try:
     from airflow.sdk.exceptions import AirflowNotFoundException
 except ImportError:  # pragma: no cover - older task SDKs
-    from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        AirflowNotFoundException,
+    )
 
 __all__ = [
     "AirflowNotFoundException",

@@ -27,7 +27,7 @@ def build_step(name: str, params: Mapping[str, Any], **inputs: Any) -> Step:
     """The registered step ``name`` with parameters from a (rendered) dict."""
     cls = get_step(name)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return cls(cls.PARAMS(**fields), **inputs)  # type: ignore[call-arg]
+    return cls(cls.PARAMS(**fields), **inputs)  # type: ignore[call-arg,unused-ignore]
 
 
 def _count(table: pa.Table, columns: list[str]) -> pa.Table:

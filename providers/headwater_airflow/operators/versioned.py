@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from headwater import Catalog, OutputSpec, RunContext, Version
 from headwater.errors import InvalidArgument
@@ -32,7 +32,7 @@ INPUT_MODES = ("arrow", "path", "version")
 
 
 #: A dataset a step writes: the core's one output-spec type (name, type, key, metadata, ...).
-Output = OutputSpec
+Output: TypeAlias = OutputSpec
 
 
 def _kwarg_name(ref: str) -> str:
@@ -203,9 +203,10 @@ class VersionedStepOperator(BaseOperator):
         out = []
         events = context.get("outlet_events")
         for v in outputs:
-            record = {"name": v.name, "ref": v.ref, "number": v.number, "digest": v.digest,
-                      "created": v.created, "reused": reused, "run_id": v.run_id,
-                      "rows": v.row_count}
+            record: dict[str, Any] = {
+                "name": v.name, "ref": v.ref, "number": v.number, "digest": v.digest,
+                "created": v.created, "reused": reused, "run_id": v.run_id,
+                "rows": v.row_count}
             out.append(record)
             self.log.info("%s %s (digest %s)", "reused" if reused else
                           ("committed" if v.created else "unchanged"), v.ref, v.short_digest)
