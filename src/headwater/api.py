@@ -217,9 +217,6 @@ class Catalog(ReportsMixin):
         with self.unit_of_work() as svc:
             return svc.pin(ref)
 
-    def _pin(self, ref: str | VersionInfo) -> str:
-        return self.pin(ref)
-
     def _resolve_row(self, s: Session, ref: str) -> Version:
         return self.service(s).resolve(ref)
 
@@ -255,7 +252,7 @@ class Catalog(ReportsMixin):
         on the ``headwater.store.snapshot`` logger.
         """
         ds = self.dataset_name(name)
-        pinned = [self._pin(p) for p in parents]
+        pinned = [self.pin(p) for p in parents]
         with self.run(
             f"log.{ds.name}", inputs=pinned, namespace=ds.namespace, job_type="log"
         ) as run:
@@ -268,17 +265,14 @@ class Catalog(ReportsMixin):
     def get(self, ref: str | VersionInfo) -> VersionHandle:
         """Resolve a reference (``name``, ``name@latest``, ``@production``, ``@7``, ``@3f9a2c``)."""
         text = ref.ref if isinstance(ref, VersionInfo) else ref
-        with self.session() as s:
-            return self._to_version(s, self._resolve_row(s, text))
+        with self.unit_of_work() as svc:
+            return self.handle(svc.version_info(svc.resolve(text)))
 
     def versions(self, name: str) -> list[VersionHandle]:
+        """Every version of dataset ``name``, oldest first. Raises ``VersionNotFound``."""
         ds_name = self.dataset_name(name)
-        with self.session() as s:
-            ds = repo.get_dataset(s, ds_name)
-            rows = s.scalars(
-                select(Version).where(Version.dataset_id == ds.id).order_by(Version.number)
-            ).all()
-            return [self._to_version(s, v) for v in rows]
+        with self.unit_of_work() as svc:
+            return [self.handle(info) for info in svc.versions(ds_name)]
 
     def datasets(
         self, *, namespace: str | None = None, search: str | None = None

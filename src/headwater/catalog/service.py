@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from headwater.catalog import db, repo, stores
 from headwater.catalog.models import Dataset, Run, RunOutput, Version, VersionParent, utcnow
 from headwater.errors import CatalogUnavailable, InvalidArgument, StoreUnavailable
-from headwater.refs import VersionRef
+from headwater.refs import DatasetName, VersionRef
 from headwater.version import VersionInfo
 
 __all__ = ["CatalogService", "NewVersion", "resolved_store_url", "unit_of_work"]
@@ -121,6 +121,14 @@ class CatalogService:
             description=note.description if note else None,
             properties=dict(note.properties or {}) if note else {},
         )
+
+    def versions(self, name: DatasetName) -> list[VersionInfo]:
+        """Every version of dataset ``name``, oldest first. Raises ``VersionNotFound``."""
+        ds = repo.get_dataset(self.session, name)
+        rows = self.session.scalars(
+            select(Version).where(Version.dataset_id == ds.id).order_by(Version.number)
+        ).all()
+        return [self.version_info(v) for v in rows]
 
     # -- runs -----------------------------------------------------------------------------------
     def cached_run(self, key: str | None, *, exclude: str) -> Run | None:
