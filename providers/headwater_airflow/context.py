@@ -43,6 +43,15 @@ def engine_ids(context: Any) -> dict[str, Any]:
     }
 
 
+def attempt_ids(context: Any) -> dict[str, Any]:
+    """The engine ids every try of this task instance shares (``engine_ids`` without the try
+    number): a new try aborts earlier tries still RUNNING and records the last as ``retry_of``.
+    Airflow starts try N only once try N-1 is over (failed, or its process lost), so an earlier
+    try still RUNNING in the catalog is a try whose process was killed."""
+    ids = engine_ids(context)
+    return {k: ids[k] for k in ("name", "dag_id", "task_id", "run_id", "map_index")}
+
+
 def openlineage_namespace() -> str:
     try:
         from airflow.providers.openlineage.conf import namespace

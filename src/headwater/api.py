@@ -114,7 +114,11 @@ class Catalog(ReportsMixin):
             from headwater.lineage import default_recorder
 
             lineage = default_recorder(settings)
-        return cls(settings, lineage=lineage, progress=progress)
+        catalog = cls(settings, lineage=lineage, progress=progress)
+        from headwater.reaper import reap_on_open
+
+        reap_on_open(catalog)  # runs whose process died: one indexed query (catalog/leases.py)
+        return catalog
 
     def close(self) -> None:
         """Give lineage deliveries in flight a moment, then release the database connections.
@@ -464,6 +468,7 @@ class Catalog(ReportsMixin):
         namespace: str | None = None,
         job_type: str | None = None,
         state_inputs: Iterable[str | VersionInfo] = (),
+        attempt: Mapping[str, Any] | None = None,
     ) -> RunContext:
         """A run of ``job``: ``with catalog.run("despam", inputs=["users@3"]) as run: ...``.
 
@@ -472,6 +477,15 @@ class Catalog(ReportsMixin):
         the run is recorded as FAILED and none of them is visible. ``state_inputs`` are read as
         the step's own state (the previous ID mapping, say): optional, recorded in lineage, but
         not part of the cache key.
+
+        ``attempt``: the ``engine`` ids every attempt of this engine task shares (Airflow: dag
+        id, run id, task id, map index, without the try number). Earlier attempts still RUNNING
+        are aborted when this one starts (the engine would not start a new attempt of a live
+        one) and the run records the latest earlier attempt as ``retry_of``.
+
+        While the block is open a daemon thread renews the run's lease every
+        ``settings.run_heartbeat_seconds``; a run whose process died is aborted by the next
+        command (see :mod:`headwater.catalog.leases`).
         """
         return make_run(
             self,
@@ -485,6 +499,7 @@ class Catalog(ReportsMixin):
             namespace=namespace,
             job_type=job_type,
             state_inputs=state_inputs,
+            attempt=attempt,
         )
 
     def runs(
@@ -554,7 +569,9 @@ class Catalog(ReportsMixin):
     def gc(self, *, grace_seconds: float | None = None, dry_run: bool = False) -> Any:
         """Delete store objects no committed version refers to (older than the grace period)."""
         from headwater.maintenance import DEFAULT_GRACE_SECONDS, gc
+        from headwater.reaper import reap_dead_runs
 
+        reap_dead_runs(self)  # a dead run's block will never commit: end it first
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return gc(self, grace_seconds=grace, dry_run=dry_run)
 

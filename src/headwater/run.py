@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from headwater import _failpoints
-from headwater.catalog import gclock, repo, stores
+from headwater import _failpoints, reaper
+from headwater.catalog import gclock, leases, repo, stores
 from headwater.catalog.models import Run, RunInput, RunOutput, Version, utcnow
 from headwater.catalog.service import NewVersion
 from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
@@ -77,6 +77,8 @@ class RunInfo:
     reused_run_id: str | None
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    #: the earlier attempt of the same engine task this run retried (see ``Catalog.run``)
+    retry_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -114,6 +116,9 @@ class RunContext:
     _reuse: RunInfo | None = None
     #: the store's gc epoch when the run started (see ``_objects_still_there``)
     _gc_epoch: int = 0
+    #: engine ids shared by every attempt of this task (see ``Catalog.run``'s ``attempt``)
+    attempt: Mapping[str, Any] | None = None
+    _heartbeat: leases.Heartbeat | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> RunContext:
@@ -167,14 +172,21 @@ class RunContext:
                     parent=self.parent,
                     nominal_time=self.nominal_time,
                     started_at=utcnow(),
+                    **leases.lease_columns(leases.this_process(),
+                                           cat.settings.run_lease_seconds, utcnow()),
                 )
             )
             s.flush()
+            if self.attempt:
+                reaper.supersede(cat, s, s.get_one(Run, self.id), self.attempt)
             self._gc_epoch = gclock.read_epoch(s, cat.store.url)
             for v in {v.id: v for v in resolved}.values():
                 s.add(RunInput(run_id=self.id, version_id=v.id))
             cat.recorder.record(s, self._event("START", s))
         self.state = RUNNING
+        self._heartbeat = leases.Heartbeat(cat.engine, self.id,
+                                           interval=cat.settings.run_heartbeat_seconds,
+                                           lease=cat.settings.run_lease_seconds).start()
 
     def _event(self, state: str, session: Session, *, error: str | None = None) -> RunEvent:
         run = session.get(Run, self.id)
@@ -377,9 +389,12 @@ class RunContext:
         cat = self.catalog
         try:
             with cat.session() as s:
-                run = s.get(Run, self.id)
+                run = leases.lock_run(s, self.id)  # a reaper waits for this transaction
                 if run is None:
                     raise RunFailed(f"run {self.id} vanished from the catalog")
+                if run.state != RUNNING:
+                    raise RunFailed(f"run {self.id} is {run.state}, nothing was committed: "
+                                    f"{run.error or 'ended by another process'}")
                 self._objects_still_there(s)
                 svc = cat.service(s)
                 rows: list[tuple[Version, bool]] = []
@@ -403,7 +418,14 @@ class RunContext:
         except BaseException as exc:
             self.fail(exc)
             raise
+        finally:
+            self._stop_heartbeat()
         self.state = COMPLETED
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def _objects_still_there(self, s: Session) -> None:
         """Hold off ``gc`` until this transaction ends; if it deleted anything since the run
@@ -475,12 +497,13 @@ class RunContext:
     def fail(self, exc: BaseException) -> None:
         """Mark the run failed; nothing it staged becomes visible."""
         self.state = FAILED
+        self._stop_heartbeat()
         message = f"{type(exc).__name__}: {exc}"
         trace = "".join(traceback.format_exception(exc))
         try:
             with self.catalog.session() as s:
-                run = s.get(Run, self.id)
-                if run is None:
+                run = leases.lock_run(s, self.id)
+                if run is None or run.state != RUNNING:  # reaped meanwhile: keep that verdict
                     return
                 run.state, run.ended_at, run.error = FAILED, utcnow(), message
                 self.outputs = []
@@ -505,6 +528,7 @@ def make_run(
     namespace: str | None,
     job_type: str | None,
     state_inputs: Iterable[str | VersionInfo] = (),
+    attempt: Mapping[str, Any] | None = None,
 ) -> RunContext:
     if not job or not isinstance(job, str):
         raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
@@ -521,6 +545,7 @@ def make_run(
         parent=dict(parent) if parent else None,
         nominal_time=nominal_time,
         job_type=job_type,
+        attempt=dict(attempt) if attempt else None,
     )
 
 
@@ -549,6 +574,7 @@ def run_info(session: Session, run: Run) -> RunInfo:
         reused_run_id=run.reused_run_id,
         inputs=refs(RunInput),
         outputs=refs(RunOutput),
+        retry_of=run.retry_of,
     )
 
 

@@ -37,6 +37,14 @@ class Settings:
     auto_migrate: bool = True
     #: SQLite file of the stat cache (digests of unchanged local files); None: no stat cache.
     stat_cache_path: str | None = None
+    #: How often an open run block renews its lease (``HEADWATER_RUN_HEARTBEAT``, seconds).
+    run_heartbeat_seconds: float = 30.0
+    #: How long a run without a heartbeat stays RUNNING before it is reaped
+    #: (``HEADWATER_RUN_LEASE``); at least twice the heartbeat, so one late beat costs nothing.
+    run_lease_seconds: float = 300.0
+    #: Opening a catalog looks for dead runs at most this often per process
+    #: (``HEADWATER_REAP_INTERVAL``; 0: at every open).
+    reap_interval_seconds: float = 60.0
 
     @classmethod
     def resolve(
@@ -69,6 +77,7 @@ class Settings:
         catalog_url = (
             catalog_url or env.get("HEADWATER_CATALOG_URL") or f"sqlite:///{home / 'catalog.db'}"
         )
+        beat, lease = _lease_settings(env)
         return cls(
             catalog_url=catalog_url,
             store_url=store_url or env.get("HEADWATER_STORE_URL") or str(home / "store"),
@@ -76,10 +85,38 @@ class Settings:
             lineage=lineage_mode,
             namespace=namespace or env.get("HEADWATER_NAMESPACE") or DEFAULT_NAMESPACE,
             stat_cache_path=_stat_cache_path(env.get("HEADWATER_STAT_CACHE"), catalog_url, home),
+            run_heartbeat_seconds=beat,
+            run_lease_seconds=lease,
+            reap_interval_seconds=_seconds(env, "HEADWATER_REAP_INTERVAL", 60.0),
         )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise InvalidArgument(f"{name} must be a number of seconds >= 0, not {raw!r}")
+    return value
+
+
+def _lease_settings(env: Mapping[str, str]) -> tuple[float, float]:
+    """Heartbeat and lease of runs (see :mod:`headwater.catalog.leases`)."""
+    beat = _seconds(env, "HEADWATER_RUN_HEARTBEAT", 30.0)
+    lease = _seconds(env, "HEADWATER_RUN_LEASE", max(300.0, 4 * beat))
+    if beat <= 0 or lease < 2 * beat:
+        raise InvalidArgument(
+            f"HEADWATER_RUN_LEASE ({lease:g} s) must be at least twice HEADWATER_RUN_HEARTBEAT "
+            f"({beat:g} s, > 0): a live run would be reaped between two heartbeats"
+        )
+    return beat, lease
 
 
 def _stat_cache_path(value: str | None, catalog_url: str, home: Path) -> str | None:

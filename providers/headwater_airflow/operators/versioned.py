@@ -21,6 +21,7 @@ from headwater.lineage import NullLineage
 from headwater_airflow.assets import dataset_asset
 from headwater_airflow.context import (
     airflow_openlineage_active,
+    attempt_ids,
     engine_ids,
     logical_date_of,
     parent_run,
@@ -167,7 +168,7 @@ class VersionedStepOperator(BaseOperator):
             state_inputs=list(self.state_inputs.values()),
             code=self.code_fingerprint(), engine=engine_ids(context),
             parent=parent_run(context), nominal_time=logical_date_of(context),
-            namespace=self.namespace, job_type="AIRFLOW_TASK",
+            namespace=self.namespace, job_type="AIRFLOW_TASK", attempt=attempt_ids(context),
         )
         reused = False
         with run:

@@ -179,7 +179,7 @@ def run_facets(rec: Record) -> dict[str, BaseFacet]:
         facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
             nominalStartTime=str(rec["nominalTime"]), producer=producer
         )
-    if rec["eventType"] == "FAIL" and rec.get("error"):
+    if rec["eventType"] in ("FAIL", "ABORT") and rec.get("error"):
         facets["errorMessage"] = error_facet(str(rec["error"]), producer)
     return facets
 
