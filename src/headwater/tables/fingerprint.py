@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from headwater.canonical import canonical_bytes
 from headwater.store.hashing import hash_bytes
 from headwater.tables.fingerprint_version import (
     ALGORITHM,
@@ -265,7 +266,7 @@ class TableFingerprinter:
         )
         doc = {"algorithm": ALGORITHM, "columns": columns, "rows": self.rows,
                "sum": f"{self._sum:032x}"}
-        digest = hash_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        digest = hash_bytes(canonical_bytes(doc, stringify=False))  # same bytes as before
         return PREFIX + digest[:_DIGEST_HEX]
 
 
