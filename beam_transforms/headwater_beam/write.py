@@ -240,7 +240,9 @@ class WriteVersion(beam.PTransform):  # type: ignore[misc]
             raise InvalidArgument(f"max_rows_per_shard must be a positive int, "
                                   f"not {max_rows_per_shard!r}")
         if schema is not None and not isinstance(schema, pa.Schema):
-            raise InvalidArgument(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
+            # (``type`` is this method's dataset-type argument, not the builtin)
+            raise InvalidArgument(
+                f"schema must be a pyarrow.Schema, not {schema.__class__.__name__}")
         self.name = name
         self.type = type
         self.settings = settings

@@ -189,3 +189,11 @@ def test_roundtrip_with_the_store_on_s3_and_gcs(
         assert copy.store_url == remote.url
         assert same_rows(copy.table_fingerprint or "", source.table_fingerprint or "")
         assert cat.verify("copy@1").problems == []  # every shard object re-hashed
+
+
+def test_write_version_refuses_a_schema_that_is_not_an_arrow_schema() -> None:
+    # the ``type`` argument shadowed the builtin: a wrong schema raised TypeError instead
+    from headwater.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=r"pyarrow\.Schema, not dict"):
+        WriteVersion("users", schema={"id": "int64"})  # type: ignore[arg-type]
