@@ -575,12 +575,18 @@ class Catalog(ReportsMixin):
         grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
         return gc(self, grace_seconds=grace, dry_run=dry_run)
 
-    def verify(self, ref: str | None = None) -> Any:
-        """Re-hash the objects of one version (or of every version) and report problems."""
-        from headwater.maintenance import verify
+    def verify(self, ref: str | None = None, *, repair_from: str | Path | None = None) -> Any:
+        """Re-hash the objects of one version (or of every version) and report problems.
+
+        ``repair_from``: a directory holding the data; missing or corrupted objects found in it
+        are written back (a :class:`~headwater.maintenance.RepairReport` is returned).
+        """
+        from headwater.maintenance import repair, verify
 
         if ref is not None:
             targets: list[VersionInfo] = [self.get(ref)]
         else:
             targets = [v for d in self.datasets() for v in self.versions(d.full_name)]
+        if repair_from is not None:
+            return repair(self, targets, repair_from)
         return verify(self, targets)

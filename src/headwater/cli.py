@@ -571,25 +571,44 @@ def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
                 "kept_young": report.kept_young,
                 "live_objects": report.live_objects,
                 "staging_removed": report.staging_removed,
+                "damaged_manifests": report.damaged,
                 "dry_run": dry_run,
             }
         )
         return
     verb = "would delete" if dry_run else "deleted"
+    for problem in report.damaged:
+        out.print(f"SKIPPED damaged manifest {problem}", markup=False)
     out.print(
         f"{verb} {len(report.deleted)} object(s), {_human_size(report.deleted_bytes)}; "
         f"{report.live_objects} live, {report.kept_young} kept (younger than {grace:.0f}s)"
+        + (f"; {len(report.damaged)} damaged manifest(s) skipped: run `headwater verify`"
+           if report.damaged else "")
     )
 
 
 @main.command()
 @click.argument("ref", required=False)
+@click.option("--repair", "repair_from", metavar="SOURCE_DIR", default=None,
+              help="Write missing or corrupted objects back from the files under SOURCE_DIR "
+                   "(for data that cannot simply be logged again).")
 @json_option
 @click.pass_context
 @friendly
-def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
-    """Re-hash every object of REF (or of every version); exit 1 if any is bad."""
-    report = _catalog(ctx).verify(ref)
+def verify(ctx: click.Context, ref: str | None, repair_from: str | None, as_json: bool) -> None:
+    """Re-hash every object of REF (or of every version); exit 1 if any is bad.
+
+    Corrupted objects are moved to the store's quarantine/ folder; re-logging the data, or
+    --repair SOURCE_DIR, writes them again.
+    """
+    report = _catalog(ctx).verify(ref, repair_from=repair_from)
+    if repair_from is not None:
+        fixed = len(report.before.problems) - len(report.after.problems)
+        if not as_json:
+            out.print(f"repaired {fixed} of {len(report.before.problems)} problem(s) from "
+                      f"{repair_from}: wrote {report.written} object(s) and "
+                      f"{report.manifests} manifest(s)", markup=False)
+        report = report.after
     if as_json:
         _emit_json(
             {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from headwater import _failpoints
 from headwater.catalog import gclock, stores
 from headwater.catalog.models import Report, Version
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, InvalidArgument
 from headwater.reporting import report_digests
 from headwater.store.checkout import open_reference, read_manifest
 from headwater.store.hashing import CHUNK
@@ -112,11 +113,14 @@ def _add_manifest(store: ObjectStore, root: str, live: set[str],
         if damaged is None:
             raise
         damaged.append(f"{root}: {exc}")
-        try:
-            raw = store.fs.cat_file(store.object_path(root))
-        except (FileNotFoundError, OSError):
+        # reading it may have moved it to quarantine/ (a corrupted object): read it there
+        for path in (store.object_path(root), f"{store.root}/quarantine/{root}"):
+            try:
+                raw = store.fs.cat_file(path)
+            except (FileNotFoundError, OSError):
+                continue
+            live.update(m.decode() for m in _HEX64.findall(raw))
             return
-        live.update(m.decode() for m in _HEX64.findall(raw))
         return
     live.update(e.digest for e in manifest if e.digest is not None)
 
@@ -209,4 +213,47 @@ def verify(cat: Catalog, versions: list[VersionInfo]) -> VerifyReport:
                     store.verify(entry.digest, context=f"{v.ref} {entry.path}")
             except (HeadwaterError, OSError) as exc:
                 report.problems.append(VerifyProblem(v.ref, entry.path, entry.digest, str(exc)))
+    return report
+
+
+@dataclass
+class RepairReport:
+    """What ``verify --repair SOURCE`` did: problems before, objects written, problems left."""
+
+    before: VerifyReport
+    after: VerifyReport
+    written: int = 0
+    manifests: int = 0
+
+
+def repair(cat: Catalog, versions: list[VersionInfo], source: str | Path) -> RepairReport:
+    """Restore the missing or corrupted objects of ``versions`` from the files under ``source``.
+
+    For when re-logging is impossible (the version came from another step, or its name moved
+    on): ``verify`` first (which quarantines corrupted objects), then every file under
+    ``source`` is hashed and the objects the store lacks are written, whatever their paths; a
+    version whose manifest was lost gets it back if ``source`` holds exactly its tree. Then
+    ``verify`` again: what it still finds was not in ``source``.
+    """
+    from headwater.store.snapshot import snapshot_local
+
+    root = Path(source).expanduser()
+    if not root.exists():
+        raise InvalidArgument(f"repair source {str(root)!r} does not exist")
+    before = verify(cat, versions)
+    report = RepairReport(before=before, after=before)
+    if before.ok:
+        return report
+    bad_refs = {p.version for p in before.problems}
+    for url in sorted({v.store_url for v in versions if v.ref in bad_refs}):
+        store = cat.store_for(url)
+        snap = snapshot_local(store, root)
+        report.written += snap.new_objects
+        body = snap.manifest.to_bytes()
+        for v in versions:
+            if v.ref in bad_refs and v.store_url == url and v.digest == snap.manifest.digest \
+                    and store.damaged({v.digest: len(body)}):
+                store.put_bytes(body)
+                report.manifests += 1
+    report.after = verify(cat, versions)
     return report

@@ -209,7 +209,8 @@ def publish_manifest(
 
     ``unconfirmed``: the only digests that need the check (the snapshot published or proved
     safe all the others, see :class:`~headwater.store.snapshot.Snapshot`); None checks all.
-    ``committed``: the manifest is a committed version's, so its object is already stored.
+    ``committed``: the manifest is a committed version's (kept for callers; its object is still
+    checked for, since it may have been deleted or damaged since).
     """
     if unconfirmed is None:
         digests = {e.digest for e in manifest if e.digest is not None}
@@ -222,8 +223,12 @@ def publish_manifest(
             f"(e.g. {sorted(missing)[0]}); nothing was committed — log the data again"
         )
     _failpoints.hit("stage.before_manifest")
-    if not committed:
-        store.put_bytes(manifest.to_bytes())
+    # even a committed version's manifest is checked (one stat): a deleted or damaged manifest
+    # is written again, so re-logging the data repairs it (issue 14)
+    body = manifest.to_bytes()
+    if store.damaged({manifest.digest: len(body)}):
+        store.quarantine(manifest.digest)
+        store.put_bytes(body)
     _failpoints.hit("stage.after_manifest")
 
 

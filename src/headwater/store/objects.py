@@ -182,6 +182,103 @@ class ObjectStore:
     def has(self, digest: str) -> bool:
         return not self.missing([digest])
 
+    def damaged(self, sizes: Mapping[str, int]) -> set[str]:
+        """The digests of ``sizes`` whose object is missing or does not have the size given.
+
+        What a reused object must pass before a new version may refer to it (issue 14): a local
+        store answers with one ``stat`` per object (in threads), a remote one with listings of
+        the prefixes touched (sizes come with them). The content is not read here.
+        """
+        if not sizes:
+            return set()
+        _check_digests(set(sizes))
+        flagged = self.flagged() & set(sizes)
+        return flagged | self._wrong_size({d: n for d, n in sizes.items() if d not in flagged})
+
+    def _wrong_size(self, sizes: Mapping[str, int]) -> set[str]:
+        if not sizes:
+            return set()
+        if self.local:
+            items = sorted(sizes.items())
+
+            def bad(chunk: list[tuple[str, int]]) -> list[str]:
+                out = []
+                for digest, size in chunk:
+                    try:
+                        if os.stat(self.object_path(digest)).st_size != size:
+                            out.append(digest)
+                    except FileNotFoundError:
+                        out.append(digest)
+                return out
+
+            step = 4096
+            chunks = [items[k:k + step] for k in range(0, len(items), step)]
+            if len(chunks) == 1:
+                return set(bad(chunks[0]))
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                return {d for found in pool.map(bad, chunks) for d in found}
+        present: dict[str, int] = {}
+        base = f"{self.root}/objects"
+        self.fs.invalidate_cache(base)
+        for prefix in sorted({d[:2] for d in sizes}):
+            try:
+                entries = self.fs.ls(f"{base}/{prefix}", detail=True)
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                name = str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
+                present[prefix + name] = int(e.get("size") or 0)
+        return {d for d, size in sizes.items() if present.get(d) != size}
+
+    def flag(self, digest: str) -> None:
+        """Remember that ``digest``'s object failed its hash (an empty ``flags/<digest>``).
+
+        Called wherever a read finds corruption; :meth:`damaged` reports flagged objects, so
+        the next write of those bytes (a re-log, ``verify --repair``) replaces the copy. A
+        marker in the store itself, so every machine and the catalog-less tools see it.
+        """
+        check_digest(digest)
+        with contextlib.suppress(OSError):
+            if self.local:
+                os.makedirs(f"{self.root}/flags", exist_ok=True)
+                with open(f"{self.root}/flags/{digest}", "wb"):
+                    pass
+            else:
+                self.fs.pipe_file(f"{self.root}/flags/{digest}", b"")
+
+    def flagged(self) -> set[str]:
+        """Digests flagged as corrupted and not rewritten since (one listing)."""
+        base = f"{self.root}/flags"
+        try:
+            if self.local:
+                names = os.listdir(base)
+            else:
+                self.fs.invalidate_cache(base)
+                names = [str(p).rstrip("/").rsplit("/", 1)[-1]
+                         for p in self.fs.ls(base, detail=False)]
+        except FileNotFoundError:
+            return set()
+        return {n for n in names if len(n) == DIGEST_HEX_LEN}
+
+    def quarantine(self, digest: str) -> str | None:
+        """Move a bad object aside (``quarantine/<digest>``) and drop its flag, so the caller
+        can write it again; returns where it went, None if there was no object.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.root}/flags/{digest}")
+        src = self.object_path(digest)
+        dest = f"{self.root}/quarantine/{digest}"
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                os.replace(src, dest)
+            else:
+                self.fs.mv(src, dest)
+                self.fs.invalidate_cache(f"{self.root}/objects")
+        except FileNotFoundError:
+            return None
+        return dest if self.local else self.fs.unstrip_protocol(dest)
+
     # -- writing --------------------------------------------------------------------------------
     def put_file(
         self, local_path: str | Path, digest: str | None = None, *, check: bool = True
@@ -300,7 +397,8 @@ class ObjectStore:
             raw = self.fs.open(path, "rb")
         except FileNotFoundError:
             raise ObjectMissing(_missing_msg(digest, context)) from None
-        return VerifyingReader(raw, digest, context)  # type: ignore[return-value]
+        return VerifyingReader(raw, digest, context,  # type: ignore[return-value]
+                               on_bad=partial(self.flag, digest))
 
     def read_bytes(self, digest: str, *, context: str = "") -> bytes:
         """The verified bytes of an object (raises ObjectMissing or ObjectCorrupted).
@@ -316,6 +414,7 @@ class ObjectStore:
             raise ObjectMissing(_missing_msg(digest, context)) from None
         actual = hash_bytes(data)
         if actual != digest:
+            self.flag(digest)
             raise ObjectCorrupted(_corrupted_msg(digest, actual, context))
         return data
 
@@ -339,6 +438,7 @@ class ObjectStore:
                     size = os.fstat(fd).st_size
                     actual = hash_open_file(fd, size)
                     if actual != digest:
+                        self.flag(digest)
                         raise ObjectCorrupted(_corrupted_msg(digest, actual, context))
                     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                     try:
@@ -420,8 +520,8 @@ def _changed(path: str | Path, digest: str) -> RunFailed:
 def _corrupted_msg(digest: str, actual: str, context: str) -> str:
     where = f" ({context})" if context else ""
     return (
-        f"object {digest} is corrupted{where}: its bytes hash to {actual}; "
-        "restore it from a copy or re-log the data, then run `headwater verify`"
+        f"object {digest} is corrupted{where}: its bytes hash to {actual}; re-log the data "
+        "(that writes it again: it is flagged now) or run `headwater verify --repair SOURCE_DIR`"
     )
 
 
@@ -436,8 +536,10 @@ def _missing_msg(digest: str, context: str) -> str:
 class VerifyingReader(io.RawIOBase):
     """Hashes what is read and checks the digest once the stream is exhausted."""
 
-    def __init__(self, raw: BinaryIO, digest: str, context: str) -> None:
+    def __init__(self, raw: BinaryIO, digest: str, context: str,
+                 on_bad: Callable[[], object] | None = None) -> None:
         super().__init__()
+        self._on_bad = on_bad
         self._raw = raw
         self._digest = digest
         self._context = context
@@ -476,6 +578,9 @@ class VerifyingReader(io.RawIOBase):
         self._checked = True
         actual = self._hasher.hexdigest()
         if actual != self._digest:
+            if self._on_bad is not None:
+                with contextlib.suppress(OSError):
+                    self._on_bad()
             raise ObjectCorrupted(_corrupted_msg(self._digest, actual, self._context))
 
     def close(self) -> None:

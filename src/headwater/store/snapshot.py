@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
-from headwater.store import backends, walk
+from headwater.store import backends, hashing, walk
 from headwater.store.hashing import CHUNK, hash_bytes, hash_open_file, read_file
 from headwater.store.layout import split_digest
 from headwater.store.manifest import (
@@ -87,6 +87,8 @@ class Snapshot:
     known: bool = False
     unconfirmed: frozenset[str] | None = None
     formats: frozenset[str | None] | None = None
+    #: objects that were missing or damaged in the store and were written again from the source
+    repaired: int = 0
 
 
 class LocalFile(NamedTuple):
@@ -276,6 +278,7 @@ class _Ingest:
         self.new_bytes = 0
         self.existing: set[str] = set()
         self._present: dict[str, set[str]] = {}
+        self._checked: set[str] = set()  # existing objects whose content was compared
         self._lock = threading.Lock()
         self._started = time.time_ns()
 
@@ -293,6 +296,17 @@ class _Ingest:
             names.add(name)
             return True
 
+    def _intact(self, digest: str, data: bytes | memoryview) -> bool:
+        """Whether the stored object ``digest`` holds exactly ``data`` (checked once per digest)."""
+        with self._lock:
+            if digest in self._checked:
+                return True
+            self._checked.add(digest)
+        try:
+            return hashing.read_file(self.store.object_path(digest)) == data
+        except FileNotFoundError:
+            return False
+
     def _count(self, size: int) -> None:
         with self._lock:
             self.new_objects += 1
@@ -303,8 +317,16 @@ class _Ingest:
         if size <= SMALL_MAX:
             data = read_file(path, size)
             digest = hash_bytes(data)
-            if self.publish and self._claim(digest) and self.store.publish_bytes(data, digest):
-                self._count(len(data))
+            if self.publish:
+                if self._claim(digest):
+                    if self.store.publish_bytes(data, digest):
+                        self._count(len(data))
+                elif not self._intact(digest, data):
+                    # a small object is cheap to compare: a damaged copy is replaced, so a new
+                    # version never refers to bytes that fail `verify` (issue 14)
+                    self.store.quarantine(digest)
+                    if self.store.publish_bytes(data, digest):
+                        self._count(len(data))
             return digest, len(data)
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -353,6 +375,8 @@ class _Build:
         self.hashed: list[tuple[_Dir, int]] = []  # read this time, into a remote store
         self.pending: deque[_Run] = deque()
         self.pending_files = 0
+        #: every directory listed (for the final check that reused objects are intact)
+        self.dirs: list[_Dir] = []
 
     def is_committed(self, source: str) -> bool:
         """Whether ``source`` (a manifest digest) is a committed version in the store; asked
@@ -367,6 +391,7 @@ class _Build:
     def listed(self, d: _Dir) -> None:
         if not d.files:
             return
+        self.dirs.append(d)
         blob = pack_stats(d.files)
         d.plain = '"' not in d.prefix and not any('"' in f[0] for f in d.files)
         row = self.scan.lookup(d.key)
@@ -516,6 +541,12 @@ def snapshot_local(
                 # reused rows of an uncommitted manifest were just checked: re-source them
                 for key in dict.fromkeys(d.key for d, _ in build.unvouched if d.reused):
                     scan.keep(key)
+            # reused objects must be known good (issue 14): present with the right size, or
+            # written again from the files; the stat cache never vouches for a lost object
+            before = build.ingest.new_objects
+            fixed = _repair_damaged(store, build, manifest, progress, unconfirmed)
+            repaired = build.ingest.new_objects - before
+            corrections.update(fixed)
             if corrections:
                 manifest = _corrected(manifest, corrections)
             # a corrected manifest does not hold every digest the rows written above vouch for
@@ -532,7 +563,7 @@ def snapshot_local(
     return Snapshot(manifest, build.ingest.new_objects, build.ingest.new_bytes,
                     known=known and not corrections,
                     unconfirmed=None if long_ago and not known else frozenset(unconfirmed),
-                    formats=formats)
+                    formats=formats, repaired=repaired)
 
 
 def _warn_skipped(source: Path | str, skipped: list[str], shown: int = 20) -> None:
@@ -558,6 +589,26 @@ def _corrected(manifest: Manifest, corrections: dict[str, tuple[str, int]]) -> M
         fix = corrections.get(e.path)
         entries.append(e if fix is None else ManifestEntry(e.path, fix[0], fix[1]))
     return Manifest(entries)
+
+
+def _repair_damaged(
+    store: ObjectStore, build: _Build, manifest: Manifest, progress: Progress,
+    unconfirmed: set[str],
+) -> dict[str, tuple[str, int]]:
+    """Write again, from the files, every object of ``manifest`` that the store lacks or holds
+    with another size; a wrong copy is quarantined first. Returns path corrections as
+    :func:`_upload_missing` does (a file that no longer hashes to its cached digest)."""
+    sizes = {e.digest: e.size for e in manifest if e.digest is not None}
+    bad = store.damaged(sizes)
+    if not bad:
+        return {}
+    for digest in bad:
+        store.quarantine(digest)
+    files = [(d, i) for d in build.dirs for i, dg in enumerate(d.digests) if dg in bad]
+    logging.getLogger(__name__).warning(
+        "%d object(s) of this data were missing or damaged in %s: writing them again from the "
+        "files", len(bad), store.url)
+    return _upload_missing(store, files, build.ingest, progress, unconfirmed)
 
 
 def _upload_missing(
