@@ -27,18 +27,25 @@ class LineageCliError(click.ClickException):
 
 
 def _open_catalog() -> Any:
-    """The catalog of the root command's ``--catalog``/``--store`` (or the settings), with
-    lineage recording off: these commands only read and deliver the outbox."""
+    """The catalog of the root command's ``--catalog``/``--store`` (or the settings).
+
+    Events the catalog records while open (a dead run reaped on open, say) go to the outbox
+    without after-commit delivery: ``flush`` sends them itself, in order.
+    """
     from headwater.api import Catalog
     from headwater.lineage.base import NullLineage
+    from headwater.lineage.outbox import OutboxRecorder
+    from headwater.settings import Settings
 
     ctx = click.get_current_context()
     root = ctx.find_root().obj
     options = root if isinstance(root, dict) else {}
     try:
-        return Catalog.open(
-            options.get("catalog_url"), store_url=options.get("store_url"), lineage=NullLineage()
+        settings = Settings.resolve(
+            catalog_url=options.get("catalog_url"), store_url=options.get("store_url")
         )
+        recorder = NullLineage() if settings.lineage == "off" else OutboxRecorder(deliver=False)
+        return Catalog.open(settings=settings, lineage=recorder)
     except HeadwaterError as exc:
         raise LineageCliError(str(exc)) from exc
 

@@ -587,12 +587,17 @@ class Emitter:
             )
             if not batch:
                 break
-            for i, (row_id, attempts, stored) in enumerate(batch):
+            given_up: set[str] = set()
+            for i, (row_id, attempts, stored, run_id) in enumerate(batch):
+                if run_id in given_up:  # in order per run: not after an event that gave up
+                    self._release(engine, [row_id])
+                    continue
                 try:
                     self.send(stored)
                 except UnsendableEvent as exc:  # never sendable by this Headwater
                     result.unbuildable += 1
                     result.errors.append(str(exc))
+                    given_up.add(run_id)
                     self._mark_failed(engine, row_id, attempts + 1, str(exc), give_up=True)
                     continue
                 except Exception as exc:  # any transport error: keep the row for later
@@ -624,7 +629,8 @@ class Emitter:
         size: int,
         take_over_dead: bool = False,
         upto_id: int | None = None,
-    ) -> list[tuple[int, int, dict[str, Any]]]:
+    ) -> list[tuple[int, int, dict[str, Any], str]]:
+        """Claim up to ``size`` due rows: (id, attempts, stored payload, run id)."""
         now = utcnow()
         owner = current_owner()
         with engine.begin() as conn:
@@ -668,7 +674,7 @@ class Emitter:
             ):
                 older.setdefault(run_id, set()).add(row_id)
             lease = now + timedelta(seconds=self.policy.lease_seconds)
-            taken: list[tuple[int, int, dict[str, Any]]] = []
+            taken: list[tuple[int, int, dict[str, Any], str]] = []
             taken_ids: set[int] = set()
             blocked: set[str] = set()
             for r in rows:
@@ -682,7 +688,7 @@ class Emitter:
                     .values(claimed_until=lease, claimed_by=owner)
                 ).rowcount
                 if got == 1:
-                    taken.append((r.id, r.attempts, dict(r.event)))
+                    taken.append((r.id, r.attempts, dict(r.event), r.run_id))
                     taken_ids.add(r.id)
                 else:
                     blocked.add(r.run_id)
@@ -887,6 +893,15 @@ class BackgroundDelivery:
                 return False
             thread.join(remaining)
 
+    def unfinished_at_exit(self) -> None:
+        """The process exits while a send is still waiting for the backend: open the shared
+        breaker, so the next processes do not each wait for the same silent backend (the rows
+        stay pending and the next probe or ``flush`` sends them)."""
+        resolved = self.emitter._resolved
+        error = f"no answer within {self.exit_wait:g} s, before the process exited"
+        for engine in list(self._engines):
+            self.emitter.breaker.failed(engine, error, resolved.description if resolved else None)
+
     def release(self) -> None:
         """Give back this process's claims on every catalog it delivered to."""
         for engine in list(self._engines):
@@ -938,7 +953,8 @@ def _register_for_exit(delivery: BackgroundDelivery) -> None:
 
 def _join_all_at_exit() -> None:
     for delivery in list(_LIVE):
-        delivery.join(delivery.exit_wait)
+        if not delivery.join(delivery.exit_wait):
+            delivery.unfinished_at_exit()
     for delivery in list(_LIVE):
         delivery.release()
 
