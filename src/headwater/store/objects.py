@@ -193,30 +193,36 @@ class ObjectStore:
             return set()
         _check_digests(set(sizes))
         flagged = self.flagged() & set(sizes)
-        return flagged | self._wrong_size({d: n for d, n in sizes.items() if d not in flagged})
+        return flagged | self.wrong_size({d: n for d, n in sizes.items() if d not in flagged})
 
-    def _wrong_size(self, sizes: Mapping[str, int]) -> set[str]:
+    def wrong_size(self, sizes: Mapping[str, int]) -> set[str]:
+        """The digests of ``sizes`` missing from the store or stored with another size."""
         if not sizes:
             return set()
         if self.local:
-            items = sorted(sizes.items())
+            by_prefix: dict[str, list[tuple[str, int]]] = {}
+            for digest, size in sizes.items():
+                by_prefix.setdefault(digest[:2], []).append((digest, size))
 
-            def bad(chunk: list[tuple[str, int]]) -> list[str]:
-                out = []
-                for digest, size in chunk:
-                    try:
-                        if os.stat(self.object_path(digest)).st_size != size:
+            def bad(prefix: str) -> list[str]:
+                # one fstatat() of a bare name per object (through the prefix directory's fd)
+                try:
+                    fd = os.open(f"{self.root}/objects/{prefix}", os.O_RDONLY | os.O_DIRECTORY)
+                except FileNotFoundError:
+                    return [d for d, _ in by_prefix[prefix]]
+                out, stat = [], os.stat
+                try:
+                    for digest, size in by_prefix[prefix]:
+                        try:
+                            if stat(digest[2:], dir_fd=fd).st_size != size:
+                                out.append(digest)
+                        except FileNotFoundError:
                             out.append(digest)
-                    except FileNotFoundError:
-                        out.append(digest)
+                finally:
+                    os.close(fd)
                 return out
 
-            step = 4096
-            chunks = [items[k:k + step] for k in range(0, len(items), step)]
-            if len(chunks) == 1:
-                return set(bad(chunks[0]))
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                return {d for found in pool.map(bad, chunks) for d in found}
+            return {d for prefix in by_prefix for d in bad(prefix)}
         present: dict[str, int] = {}
         base = f"{self.root}/objects"
         self.fs.invalidate_cache(base)
