@@ -11,6 +11,8 @@ by the first read or ``verify`` (which quarantine the object) and the re-log the
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,3 +209,26 @@ def _manifest_lines(tmp_path: Path, digest: str) -> list[object]:
         except (ValueError, KeyError):
             continue
     return out
+
+
+def test_relog_repairs_a_damaged_s3_store(s3_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same on S3 (moto): a deleted object and a truncated one are written again."""
+    import fsspec
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    c = Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}", store_url=s3_store.url,
+                     store_options=s3_store.storage_options)
+    try:
+        src = _files(tmp_path / "src")
+        _age(src)
+        v = c.log(src, name="ds")
+        entries = [e for e in c.manifest_of(v) if e.digest is not None]
+        fs = fsspec.filesystem("s3", skip_instance_cache=True, **s3_store.storage_options)
+        fs.rm(c.store.object_path(entries[0].digest or ""))
+        fs.pipe(c.store.object_path(entries[1].digest or ""), b"short")
+        assert not c.verify("ds@1").ok
+        again = c.log(src, name="ds")
+        assert not again.created
+        assert c.verify("ds@1").ok
+    finally:
+        c.close()

@@ -231,6 +231,8 @@ class ObjectStore:
                 entries = self.fs.ls(f"{base}/{prefix}", detail=True)
             except FileNotFoundError:
                 continue
+            finally:  # never let a later open() trust this listing's ETags (objects get fixed)
+                self.fs.invalidate_cache(f"{base}/{prefix}")
             for e in entries:
                 name = str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
                 present[prefix + name] = int(e.get("size") or 0)
@@ -385,12 +387,26 @@ class ObjectStore:
         """Publish a file already in :meth:`staging_dir`, hashed to ``digest``; consumes it."""
         target = self.object_path(digest)
         try:
-            if self.local:
-                if not os.path.exists(target):
+            # an existing copy is used only if intact by size and not flagged (issue 14): a
+            # damaged one is moved aside and replaced by these bytes
+            size = staged.stat().st_size
+            try:
+                if self.local:
+                    present = os.stat(target).st_size
+                else:
+                    self.fs.invalidate_cache(target)
+                    present = int(self.fs.info(target).get("size") or 0)
+            except FileNotFoundError:
+                present = None
+            if present is not None and (present != size or digest in self.flagged()):
+                self.quarantine(digest)
+                present = None
+            if present is None:
+                if self.local:
                     self._publish_local(str(staged), target)
-            else:
-                if self.missing([digest]):
+                else:
                     self.fs.put_file(str(staged), target)
+                    self.fs.invalidate_cache(target)
         finally:
             if staged.exists():
                 staged.unlink()
