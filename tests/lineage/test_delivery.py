@@ -296,9 +296,9 @@ def test_a_dead_backend_is_tried_by_one_process_not_by_every_command(
     assert paused["failures"] == 1 and paused["transport"].startswith("http")
 
 
-def test_only_one_process_probes_a_recovering_transport(sqlite_db_url: str, tmp_path: Path) -> None:
+def test_only_one_process_probes_a_recovering_transport(db_url: str, tmp_path: Path) -> None:
     policy = DeliveryPolicy(backoff_base=0.05, probe_lease=30)
-    with Catalog.open(sqlite_db_url, store_url=str(tmp_path / "s"), lineage=NullLineage()) as cat:
+    with Catalog.open(db_url, store_url=str(tmp_path / "s"), lineage=NullLineage()) as cat:
         one, two = Breaker("k" * 64, policy), Breaker("k" * 64, policy)
         assert one.take_probe(cat.engine) and two.take_probe(cat.engine)  # healthy: no row
         one.failed(cat.engine, "ConnectionError: refused", "http http://x")
