@@ -491,3 +491,22 @@ def test_events_stored_by_an_older_headwater_are_sent_as_stored(
     for e in sent:
         e["run"]["facets"].pop("tags", None)  # the client's own facet, added at emit
     assert sent == legacy
+
+
+def test_the_airflow_providers_builders_describe_versions_as_delivered_events_do() -> None:
+    """``providers/headwater_airflow/openlineage.py`` builds datasets and the provenance facet
+    from live versions with the same builders as delivery."""
+    from openlineage.client.serde import Serde
+
+    from headwater.lineage.facets import input_dataset, output_dataset, provenance_facet
+    from headwater.lineage.provenance import FACET_KEY
+
+    golden = json.loads(
+        (DATA / "events_before_records.json")
+        .read_text()
+        .replace("__HW_VERSION__", headwater_version())
+    )[1]
+    complete = rich_events()[1]
+    assert [Serde.to_dict(input_dataset(v)) for v in complete.inputs] == golden["inputs"]
+    assert [Serde.to_dict(output_dataset(v)) for v in complete.outputs] == golden["outputs"]
+    assert Serde.to_dict(provenance_facet(complete)) == golden["run"]["facets"][FACET_KEY]

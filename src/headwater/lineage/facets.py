@@ -77,7 +77,9 @@ from headwater.lineage.record import (
     isotime,
     producer_url,
     to_record,
+    version_record,
 )
+from headwater.version import VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ def error_facet(error: str, producer: str = PRODUCER) -> error_message_run.Error
     )
 
 
-def provenance_facet(rec: Record, producer: str) -> HeadwaterProvenanceRunFacet:
+def _provenance_facet(rec: Record, producer: str) -> HeadwaterProvenanceRunFacet:
     def digest(v: Record) -> VersionDigest:
         return VersionDigest(
             name=f"{v['namespace']}/{v['dataset']}",
@@ -170,7 +172,7 @@ def run_facets(rec: Record) -> dict[str, BaseFacet]:
     producer = producer_url(hw_version)
     facets: dict[str, BaseFacet] = {
         "processing_engine": engine_facet(rec.get("engine") or {}, hw_version),
-        FACET_KEY: provenance_facet(rec, producer),
+        FACET_KEY: _provenance_facet(rec, producer),
     }
     parent = parent_facet(rec.get("parent"), producer)
     if parent is not None:
@@ -262,7 +264,7 @@ def dataset_facets(v: Record, producer: str) -> dict[str, BaseFacet]:
     return facets
 
 
-def input_dataset(v: Record, producer: str) -> InputDataset:
+def _input_dataset(v: Record, producer: str) -> InputDataset:
     ident = catalog_dataset(str(v["storeUrl"]), str(v["namespace"]), str(v["dataset"]))
     input_facets: dict[str, Any] = {}
     if nulls := v.get("nullCounts"):
@@ -286,7 +288,7 @@ def input_dataset(v: Record, producer: str) -> InputDataset:
     )
 
 
-def output_dataset(v: Record, producer: str) -> OutputDataset:
+def _output_dataset(v: Record, producer: str) -> OutputDataset:
     ident = catalog_dataset(str(v["storeUrl"]), str(v["namespace"]), str(v["dataset"]))
     facets: dict[str, Any] = dataset_facets(v, producer)
     if nulls := v.get("nullCounts"):
@@ -329,10 +331,26 @@ def build_from_record(record: Record) -> OLRunEvent:
             name=str(rec["jobName"]),
             facets=cast(Any, job_facets(rec)),
         ),
-        inputs=[input_dataset(v, producer) for v in rec.get("inputs") or ()],
-        outputs=[output_dataset(v, producer) for v in rec.get("outputs") or ()],
+        inputs=[_input_dataset(v, producer) for v in rec.get("inputs") or ()],
+        outputs=[_output_dataset(v, producer) for v in rec.get("outputs") or ()],
         producer=producer,
     )
+
+
+# -- from a run's live objects (the Airflow provider's OperatorLineage) ------------------------
+def provenance_facet(event: RunEvent) -> HeadwaterProvenanceRunFacet:
+    """Headwater's run facet for ``event``, by the same builder as the delivered events."""
+    return _provenance_facet(to_record(event), PRODUCER)
+
+
+def input_dataset(v: VersionInfo) -> InputDataset:
+    """The input dataset of version ``v``, by the same builder as the delivered events."""
+    return _input_dataset(version_record(v, output=False), PRODUCER)
+
+
+def output_dataset(v: VersionInfo) -> OutputDataset:
+    """The output dataset of version ``v``, by the same builder as the delivered events."""
+    return _output_dataset(version_record(v, output=True), PRODUCER)
 
 
 def build_event(event: RunEvent) -> OLRunEvent:
@@ -445,7 +463,10 @@ __all__ = [
     "event_from_dict",
     "event_identity",
     "event_to_dict",
+    "input_dataset",
     "isotime",
+    "output_dataset",
     "parent_facet",
+    "provenance_facet",
     "stored_event",
 ]

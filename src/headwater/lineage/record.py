@@ -96,7 +96,8 @@ def _null_counts(v: VersionInfo) -> dict[str, int]:
     return {str(k): int(n) for k, n in raw.items() if isinstance(n, int)}
 
 
-def _version(v: VersionInfo, *, output: bool) -> dict[str, Any]:
+def version_record(v: VersionInfo, *, output: bool) -> dict[str, Any]:
+    """The record of one input (``output=False``) or output version of a run."""
     return {
         "namespace": v.namespace,
         "dataset": v.dataset,
@@ -137,8 +138,8 @@ def to_record(event: RunEvent) -> dict[str, Any]:
         "parent": event.parent,
         "nominalTime": isotime(event.nominal_time) if event.nominal_time is not None else None,
         "error": event.error,
-        "inputs": [_version(v, output=False) for v in event.inputs],
-        "outputs": [_version(v, output=True) for v in event.outputs],
+        "inputs": [version_record(v, output=False) for v in event.inputs],
+        "outputs": [version_record(v, output=True) for v in event.outputs],
     }
 
 
@@ -169,4 +170,5 @@ __all__ = [
     "pin_store_url",
     "producer_url",
     "to_record",
+    "version_record",
 ]
