@@ -377,8 +377,7 @@ class _Build:
         self.pending_files = 0
         #: every directory listed (for the final check that reused objects are intact)
         self.dirs: list[_Dir] = []
-        #: local store: objects' sizes are checked in the pool while the walk goes on
-        self.size_checks: list[Future[set[str]]] = []
+        #: local store: every digest emitted and its file's size, checked at the end
         self._sizes: dict[str, int] = {}
 
     def is_committed(self, source: str) -> bool:
@@ -453,8 +452,6 @@ class _Build:
         self.count += end - start
         if self.store.local:
             self._sizes.update(zip(digests, [f[1] for f in files], strict=True))
-            if len(self._sizes) >= BATCH * 4:
-                self.check_sizes()
         try:
             self.parts.append(text.encode("utf-8"))
         except UnicodeEncodeError:
@@ -464,11 +461,14 @@ class _Build:
         if end == len(d.files) and not d.reused:
             self._record(d)
 
-    def check_sizes(self) -> None:
-        """Queue a check that the objects of the files emitted so far exist with their size."""
-        if self._sizes:
-            self.size_checks.append(self.pool.submit(self.store.wrong_size, self._sizes))
-            self._sizes = {}
+    def wrong_sizes(self) -> set[str]:
+        """Objects of the files emitted that are missing or have another size (local store).
+
+        One pass at the end, one thread: in the pool during the walk it fought the walk for
+        the GIL and cost three times as much.
+        """
+        sizes, self._sizes = self._sizes, {}
+        return self.store.wrong_size(sizes)
 
     def _resolve(self, d: _Dir, start: int, end: int) -> None:
         """Wait for the digests of files being hashed; check names that need it."""
@@ -611,10 +611,9 @@ def _repair_damaged(
     """Write again, from the files, every object of ``manifest`` that the store lacks or holds
     with another size; a wrong copy is quarantined first. Returns path corrections as
     :func:`_upload_missing` does (a file that no longer hashes to its cached digest)."""
-    if store.local:  # checked in the pool during the walk; flagged ones in one listing
-        build.check_sizes()
-        bad = set().union(*(f.result() for f in build.size_checks))
-        bad |= store.flagged() & {e.digest for e in manifest if e.digest is not None}
+    if store.local:  # one fstatat per object; flagged ones in one listing
+        flags = store.flagged()
+        bad = {d for d in flags if d in build._sizes} | build.wrong_sizes()
     else:
         bad = store.damaged({e.digest: e.size for e in manifest if e.digest is not None})
     if not bad:
