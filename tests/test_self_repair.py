@@ -106,17 +106,24 @@ def test_relog_repairs_a_damaged_store(
         assert not again.created  # still "unchanged": the same version, now intact
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete"])
-@pytest.mark.parametrize("what", ["object", "manifest"])
+@pytest.mark.parametrize(("what", "damage"), [
+    ("object", "delete"), ("manifest", "delete"), ("manifest", "truncate")])
+@pytest.mark.parametrize("certified", [False, True])
 def test_relog_repairs_damage_nobody_has_read_yet(
-    cat: Catalog, tmp_path: Path, damage: str, what: str
+    cat: Catalog, tmp_path: Path, damage: str, what: str, certified: bool
 ) -> None:
-    """No verify in between: the stat cache vouches for every file, yet a lost or truncated
-    object (or manifest) is written again by the re-log itself."""
+    """No verify in between: the stat cache vouches for every file, yet a lost object (or a
+    lost or truncated manifest) is written again by the re-log itself — also when the last
+    check's certificate (prefix-directory mtimes) is in place: a deletion moves them."""
     src = _files(tmp_path / "src")
     _age(src)
     cat.log(src, name="ds")
+    if certified:  # directories older than the 2 s window: the next check leaves a certificate
+        for d in (tmp_path / "store" / "objects").iterdir():
+            os.utime(d, ns=(OLD, OLD))
     cat.log(src, name="ds")  # the stat cache rows now name the committed manifest
+    if certified:
+        assert list((tmp_path / "store" / "checks").iterdir())
     DAMAGE[damage](_target(cat, "ds@1", what))
     again = cat.log(src, name="ds")
     assert not again.created

@@ -24,11 +24,13 @@ import contextlib
 import errno
 import io
 import itertools
+import marshal
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +183,58 @@ class ObjectStore:
 
     def has(self, digest: str) -> bool:
         return not self.missing([digest])
+
+    def absent(self, digests: Iterable[str]) -> set[str]:
+        """Like :meth:`missing` (the digests not in the store), for many digests of a local
+        store: one ``listdir`` per prefix, names compared without building digests back."""
+        if not self.local:
+            return self.missing(digests)
+        listed: dict[str, set[str]] = {}
+
+        def names(prefix: str) -> set[str]:
+            try:
+                found = set(os.listdir(f"{self.root}/objects/{prefix}"))
+            except FileNotFoundError:
+                found = set()
+            listed[prefix] = found
+            return found
+
+        return {d for d in digests
+                if d[2:] not in (listed.get(d[:2]) or names(d[:2]))}
+
+    def absent_since_checked(self, digests: list[str], key: str) -> set[str]:
+        """:meth:`absent`, answered by ~256 ``stat`` calls when nothing changed since the last
+        time these ``digests`` (named ``key``, a manifest digest) were all found present.
+
+        A local store only. After a check that finds everything, the mtimes of the prefix
+        directories are kept in ``checks/<key>``; deleting or renaming an object changes its
+        directory's mtime, so while they all match no object can have gone. Only mtimes older
+        than two seconds are trusted (a directory's clock ticks coarsely), as the stat cache
+        does for files.
+        """
+        if not self.local:
+            return self.missing(digests)
+        objects = f"{self.root}/objects"
+        cert = f"{self.root}/checks/{key}"
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+            with open(cert, "rb") as f:
+                kept = marshal.load(f)
+            if isinstance(kept, dict) and kept and all(
+                    os.stat(f"{objects}/{p}").st_mtime_ns == m for p, m in kept.items()):
+                return set()
+        mtimes: dict[str, int] = {}
+        for prefix in {d[:2] for d in digests}:
+            with contextlib.suppress(FileNotFoundError):
+                mtimes[prefix] = os.stat(f"{objects}/{prefix}").st_mtime_ns
+        out = self.absent(digests)
+        if not out and mtimes and max(mtimes.values()) < time.time_ns() - 2_000_000_000:
+            with contextlib.suppress(OSError):
+                os.makedirs(f"{self.root}/checks", exist_ok=True)
+                tmp = f"{cert}.{os.getpid()}.tmp"
+                with open(tmp, "wb") as f:
+                    marshal.dump(mtimes, f)
+                os.replace(tmp, cert)
+        return out
 
     def damaged(self, sizes: Mapping[str, int]) -> set[str]:
         """The digests of ``sizes`` whose object is missing or does not have the size given.

@@ -377,8 +377,7 @@ class _Build:
         self.pending_files = 0
         #: every directory listed (for the final check that reused objects are intact)
         self.dirs: list[_Dir] = []
-        #: local store: every digest emitted and its file's size, checked at the end
-        self._sizes: dict[str, int] = {}
+
 
     def is_committed(self, source: str) -> bool:
         """Whether ``source`` (a manifest digest) is a committed version in the store; asked
@@ -450,8 +449,7 @@ class _Build:
                             for f, dg in zip(files, digests, strict=True)])
         self.total += sum([f[1] for f in files])
         self.count += end - start
-        if self.store.local:
-            self._sizes.update(zip(digests, [f[1] for f in files], strict=True))
+
         try:
             self.parts.append(text.encode("utf-8"))
         except UnicodeEncodeError:
@@ -461,14 +459,26 @@ class _Build:
         if end == len(d.files) and not d.reused:
             self._record(d)
 
-    def wrong_sizes(self) -> set[str]:
-        """Objects of the files emitted that are missing or have another size (local store).
+    def damaged(self, key: str) -> set[str]:
+        """Objects of the files emitted that are gone, flagged, or (if this snapshot found them
+        already there rather than through a committed version) of another size. Local store.
 
-        One pass at the end, one thread: in the pool during the walk it fought the walk for
-        the GIL and cost three times as much.
+        Objects a committed version vouches for (through the stat cache) are checked by
+        listing their prefix directories, not one ``stat`` each: that doubled the time of an
+        unchanged re-log of 100k files (0.52 -> 0.90 s); a truncated one is caught by the first
+        read or ``verify``, which flag it.
         """
-        sizes, self._sizes = self._sizes, {}
-        return self.store.wrong_size(sizes)
+        digests = [dg for d in self.dirs for dg in d.digests]
+        bad = self.store.absent_since_checked(digests, key)
+        flags = self.store.flagged()
+        if flags:
+            bad |= flags & set(digests)
+        found = (self.ingest.existing | {d.digests[i] for d, i in self.unvouched}) - bad
+        if found:
+            sizes = {dg: f[1] for d in self.dirs
+                     for f, dg in zip(d.files, d.digests, strict=True) if dg in found}
+            bad |= self.store.wrong_size(sizes)
+        return bad
 
     def _resolve(self, d: _Dir, start: int, end: int) -> None:
         """Wait for the digests of files being hashed; check names that need it."""
@@ -611,9 +621,8 @@ def _repair_damaged(
     """Write again, from the files, every object of ``manifest`` that the store lacks or holds
     with another size; a wrong copy is quarantined first. Returns path corrections as
     :func:`_upload_missing` does (a file that no longer hashes to its cached digest)."""
-    if store.local:  # one fstatat per object; flagged ones in one listing
-        flags = store.flagged()
-        bad = {d for d in flags if d in build._sizes} | build.wrong_sizes()
+    if store.local:
+        bad = build.damaged(manifest.digest)
     else:
         bad = store.damaged({e.digest: e.size for e in manifest if e.digest is not None})
     if not bad:

@@ -1,0 +1,72 @@
+"""What the reused-object check (issue 14) costs an unchanged re-log, in-process.
+
+    .venv/bin/python bench/relog_check_cost.py --files 20000 [--workdir DIR] [--repeat 7]
+
+Generates ``--files`` small files (1-8 KiB, fixed seed) under the work directory, logs them once
+into a fresh SQLite catalog and local store, then re-logs them unchanged ``--repeat`` times and
+prints the median time of a re-log and of the part spent checking that every reused object is
+present with its size (``ObjectStore.wrong_size``), timed by wrapping that method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    os.environ.setdefault("HEADWATER_LINEAGE", "off")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="hw-relog-"))
+    data = work / "data"
+    if not data.exists():
+        rng = random.Random(7)
+        for i in range(args.files):
+            d = data / f"d{i // 1000:03d}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i:06d}.bin").write_bytes(rng.randbytes(rng.randint(1024, 8192)))
+        old = time.time_ns() - 3600 * 10**9  # older than the stat cache's "recent" window
+        for p in data.rglob("*.bin"):
+            os.utime(p, ns=(old, old))
+
+    from headwater import Catalog
+    from headwater.store.objects import ObjectStore
+
+    spent: list[float] = []
+    real = getattr(ObjectStore, "wrong_size", None)
+
+    def timed(self: ObjectStore, sizes: dict[str, int]) -> set[str]:
+        t = time.perf_counter()
+        try:
+            return real(self, sizes)  # type: ignore[misc]
+        finally:
+            spent.append(time.perf_counter() - t)
+
+    if hasattr(ObjectStore, "wrong_size"):  # absent before issue 14: then only the total
+        ObjectStore.wrong_size = timed  # type: ignore[method-assign]
+    cat = Catalog.open(f"sqlite:///{work}/catalog.db", store_url=str(work / "store"))
+    cat.log(data, name="bench")
+    cat.log(data, name="bench")  # the stat cache rows now name the committed manifest
+    total: list[float] = []
+    spent.clear()
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        assert not cat.log(data, name="bench").created
+        total.append(time.perf_counter() - t)
+    check = statistics.median(spent) if spent else 0.0
+    print(f"{args.files} files, {args.repeat} unchanged re-logs: median "
+          f"{statistics.median(total):.3f} s per re-log; size check median {check:.3f} s "
+          f"({check / args.files * 1e6:.1f} us per object)")
+
+
+if __name__ == "__main__":
+    main()
