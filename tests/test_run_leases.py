@@ -265,3 +265,21 @@ def test_reaping_with_lineage_off(catalog_url: str, store: Path) -> None:
         run._stop_heartbeat()
     finally:
         cat.close()
+
+
+def test_api_shows_the_retry_link_and_the_owner(catalog: Catalog) -> None:
+    from fastapi.testclient import TestClient
+
+    from headwater.server.app import create_app
+
+    ids = {"name": "airflow", "dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1}
+    try1 = catalog.run("d.t", engine={**ids, "try_number": 1}, attempt=ids)
+    try1.start()
+    with catalog.run("d.t", engine={**ids, "try_number": 2}, attempt=ids) as try2:
+        pass
+    with TestClient(create_app(catalog), base_url="http://localhost") as client:
+        first = client.get(f"/api/v1/runs/{try1.id}").json()
+        second = client.get(f"/api/v1/runs/{try2.id}").json()
+    assert first["state"] == "ABORTED" and "superseded" in first["error"]
+    assert second["retry_of"] == try1.id and second["state"] == "COMPLETED"
+    assert second["owner"]["pid"] == os.getpid() and second["owner"]["heartbeat_at"]

@@ -525,7 +525,7 @@ def _print_tree(graph: dict[str, Any]) -> None:
 @click.option(
     "--state",
     default=None,
-    type=click.Choice(["RUNNING", "COMPLETED", "FAILED"], case_sensitive=False),
+    type=click.Choice(["RUNNING", "COMPLETED", "FAILED", "ABORTED"], case_sensitive=False),
 )
 @json_option
 @click.pass_context
@@ -541,7 +541,7 @@ def runs(ctx: click.Context, limit: int, job: str | None, state: str | None, as_
         table.add_row(
             r.id[:13],
             f"{r.namespace}/{r.job}",
-            r.state,
+            r.state + (f" (retry of {r.retry_of[:13]})" if r.retry_of else ""),
             r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             ", ".join(r.inputs),
             ", ".join(r.outputs) + (f" (reused {r.reused_run_id[:13]})" if r.reused_run_id else ""),

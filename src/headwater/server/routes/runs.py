@@ -87,6 +87,10 @@ def get_run(catalog: CatalogDep, run_id: RunIdP) -> dict[str, Any]:
             "params": run.params or {}, "code_fingerprint": run.code_fingerprint,
             "cache_key": run.cache_key, "parent": run.parent,
             "nominal_time": _iso(run.nominal_time), "reused_run_id": run.reused_run_id,
+            "retry_of": run.retry_of, "owner": {
+                "host": run.owner_host, "pid": run.owner_pid,
+                "heartbeat_at": _iso(run.heartbeat_at), "lease_until": _iso(run.lease_until),
+            } if run.owner_host else None,
             "events": queries.run_events(s, run.id),
             **queries.run_edges(s, run.id),
         })
