@@ -283,3 +283,15 @@ def test_api_shows_the_retry_link_and_the_owner(catalog: Catalog) -> None:
     assert first["state"] == "ABORTED" and "superseded" in first["error"]
     assert second["retry_of"] == try1.id and second["state"] == "COMPLETED"
     assert second["owner"]["pid"] == os.getpid() and second["owner"]["heartbeat_at"]
+
+
+def test_gc_reaps_first(catalog: Catalog) -> None:
+    run = catalog.run("orphaned_by_gc")
+    run.start()
+    run._stop_heartbeat()  # its process "died": no more heartbeats
+    with catalog.session() as s:
+        s.execute(sa.update(Run).where(Run.id == run.id)
+                  .values(lease_until=utcnow() - timedelta(seconds=1)))
+    catalog.gc(grace_seconds=3600, dry_run=True)
+    got = catalog.get_run(run.id)
+    assert got.state == "ABORTED" and got.ended_at is not None

@@ -233,7 +233,8 @@ class Heartbeat:
     Each beat is one short transaction with one single-row ``UPDATE`` (on SQLite: the write lock
     for well under a millisecond). A failed beat is logged and retried at the next one: the lease
     is several intervals long, so a transient error costs nothing. ``stop`` wakes the thread and
-    waits for it briefly; it is safe to call twice and never raises.
+    waits for it at most ``timeout`` (a beat stuck behind another process's write lock finishes
+    on its own and exits: its ``UPDATE`` then matches nothing); safe to call twice, never raises.
     """
 
     def __init__(self, engine: Engine, run_id: str, *, interval: float, lease: float) -> None:
@@ -256,7 +257,7 @@ class Heartbeat:
                 log.warning("heartbeat of run %s failed (%s: %s); retrying in %.0f s",
                             self.run_id, type(exc).__name__, exc, self.interval)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
