@@ -139,3 +139,18 @@ def test_commit_waits_for_a_gc_batch_in_progress(catalog: Catalog, tmp_path: Pat
     assert errors == []
     assert order == ["gc deleted", "committed"]
     _assert_intact(catalog, "out@1", src, tmp_path)
+
+
+def test_gc_racing_an_open_block_in_memory_table(catalog: Catalog) -> None:
+    """An Arrow table logged from memory is written again from the same table object."""
+    import pyarrow as pa
+
+    table = pa.table({"id": list(range(100)), "label": ["spam", "ham"] * 50})
+    with pytest.raises(RuntimeError, match="step failed"), catalog.run("step") as run:
+        run.log_output(table, name="tbl")
+        raise RuntimeError("step failed after staging")
+    with catalog.run("step") as run:
+        run.log_output(table, name="tbl")
+        assert len(catalog.gc(grace_seconds=0).deleted) >= 2  # the parquet file + manifest
+    assert catalog.verify("tbl@1").ok
+    assert catalog.read_table(catalog.get("tbl@1")).sort_by("id").equals(table)
