@@ -280,16 +280,21 @@ class ObjectStore:
         present: dict[str, int] = {}
         base = f"{self.root}/objects"
         self.fs.invalidate_cache(base)
-        for prefix in sorted({d[:2] for d in sizes}):
+
+        def listing(prefix: str) -> list[dict[str, Any]]:
             try:
-                entries = self.fs.ls(f"{base}/{prefix}", detail=True)
+                return list(self.fs.ls(f"{base}/{prefix}", detail=True))
             except FileNotFoundError:
-                continue
+                return []
             finally:  # never let a later open() trust this listing's ETags (objects get fixed)
                 self.fs.invalidate_cache(f"{base}/{prefix}")
-            for e in entries:
-                name = str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
-                present[prefix + name] = int(e.get("size") or 0)
+
+        prefixes = sorted({d[:2] for d in sizes})
+        with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(prefixes))) as pool:
+            for prefix, entries in zip(prefixes, pool.map(listing, prefixes), strict=True):
+                for e in entries:
+                    name = str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
+                    present[prefix + name] = int(e.get("size") or 0)
         return {d for d, size in sizes.items() if present.get(d) != size}
 
     def flag(self, digest: str) -> None:
