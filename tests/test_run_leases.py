@@ -295,3 +295,28 @@ def test_gc_reaps_first(catalog: Catalog) -> None:
     catalog.gc(grace_seconds=3600, dry_run=True)
     got = catalog.get_run(run.id)
     assert got.state == "ABORTED" and got.ended_at is not None
+
+
+def test_owner_gone_tells_dead_zombie_and_reused_pids_from_live_ones() -> None:
+    me = leases.this_process()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = leases._owner(child.pid)
+        assert not leases.owner_gone(owner.host, owner.pid, owner.token, me=me)  # alive
+        boot, pidns, _ = owner.token.split("/")
+        reused = f"{boot}/{pidns}/1"  # the same pid, started at another time: someone else
+        assert leases.owner_gone(owner.host, owner.pid, reused, me=me)
+        other_ns = f"{boot}/pid:[0]/1"  # another container's pid: not ours to judge
+        assert not leases.owner_gone(owner.host, owner.pid, other_ns, me=me)
+        assert not leases.owner_gone("elsewhere", owner.pid, reused, me=me)
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (leases._proc_start(child.pid) or ("", "Z"))[1] != "Z":  # not waited for yet
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert leases.owner_gone(owner.host, owner.pid, owner.token, me=me)  # a zombie
+    finally:
+        child.kill()
+        child.wait()
+    assert leases.owner_gone(owner.host, owner.pid, owner.token, me=me)  # gone
+    assert not leases.owner_gone(me.host, me.pid, me.token, me=me)

@@ -71,20 +71,18 @@ def _machine() -> tuple[str, str]:
 
 
 def _proc_start(pid: int) -> tuple[str, str] | None:
-    """(start time in clock ticks since boot, state letter) of ``pid``; None: no such process
-    (or no ``/proc``: then ``("", "")`` when ``pid`` exists)."""
+    """(start time in clock ticks since boot, state letter) of ``pid``; None: no such process.
+    ``("", "")`` when it exists but ``/proc`` does not say more (another OS, ``hidepid``)."""
     stat = _read(f"/proc/{pid}/stat")
     if stat:
         fields = stat.rsplit(")", 1)[-1].split()
         # fields[0] is field 3 of proc(5) (state), so field 22 (starttime) is fields[19]
         return (fields[19], fields[0]) if len(fields) > 19 else ("", fields[0] if fields else "")
-    if os.path.isdir("/proc/self"):
-        return None
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return None
-    except OSError:  # exists, owned by someone else
+    except OSError:  # exists, owned by another user
         pass
     return "", ""
 
