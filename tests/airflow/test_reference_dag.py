@@ -104,6 +104,7 @@ def test_retry_after_writing_gives_exactly_one_version(
     assert [(r.state, r.engine["try_number"]) for r in runs] == [("FAILED", 1), ("COMPLETED", 2)]
     assert "failing after writing" in (runs[0].error or "")
     assert runs[0].outputs == () and runs[1].outputs == ("test/flaky@1",)
+    assert runs[1].retry_of == runs[0].id and runs[0].retry_of is None  # try 2 names try 1
 
 
 def test_generic_operator_decorator_and_templated_inputs(
