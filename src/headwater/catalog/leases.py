@@ -202,27 +202,24 @@ def _ago(when: datetime | None, now: datetime) -> str:
 
 def supersede(session: Session, *, run: Run, attempt: Mapping[str, Any], reason: str
               ) -> tuple[str | None, list[Reaped]]:
-    """Earlier attempts of the same engine task as ``run``: the newest one's id (``run`` is
-    its retry) and those still RUNNING, now ABORTED (the engine started a new attempt, so
-    they cannot be alive). ``attempt`` are the engine ids every attempt shares (Airflow:
-    dag_id, task_id, run_id, map_index); matched against ``Run.engine`` among the recent runs
-    of ``run``'s job."""
-    def same(other: Run) -> bool:
-        engine = other.engine or {}
-        return other.id != run.id and all(engine.get(k) == v for k, v in attempt.items())
-
-    recent = session.scalars(select(Run).where(Run.job_id == run.job_id, Run.id != run.id)
-                             .order_by(Run.started_at.desc(), Run.id.desc()).limit(100)).all()
-    running = session.scalars(select(Run).where(
-        Run.job_id == run.job_id, Run.state == RUNNING, Run.id != run.id)).all()
-    earlier = [r for r in {r.id: r for r in [*recent, *running]}.values() if same(r)]
+    """Earlier attempts of the same engine task as ``run`` that did not complete: the newest
+    one's id (``run`` is its retry) and those still RUNNING, now ABORTED (the engine started a
+    new attempt, so they cannot be alive). ``attempt`` are the engine ids every attempt shares
+    (Airflow: dag_id, task_id, run_id, map_index), matched against ``Run.engine``. Only runs of
+    ``run``'s job that are RUNNING, FAILED or ABORTED are read (an index on ``state`` leads
+    there): a try after a COMPLETED one is a re-run, not a retry."""
+    rows = session.scalars(
+        select(Run).where(Run.state.in_((RUNNING, "FAILED", ABORTED)), Run.job_id == run.job_id,
+                          Run.id != run.id)
+        .order_by(Run.started_at.desc(), Run.id.desc()).limit(500)).all()
+    earlier = [r for r in rows
+               if all((r.engine or {}).get(k) == v for k, v in attempt.items())]
     if not earlier:
         return None, []
-    newest = max(earlier, key=lambda r: (r.started_at, r.id))
     now = utcnow()
     reaped = [Reaped(r, reason) for r in earlier
               if r.state == RUNNING and _abort(session, r, reason, true(), now)]
-    return newest.id, reaped
+    return earlier[0].id, reaped
 
 
 class Heartbeat:
