@@ -298,9 +298,9 @@ class ObjectStore:
         return {d for d, size in sizes.items() if present.get(d) != size}
 
     def flag(self, digest: str) -> None:
-        """Remember that ``digest``'s object failed its hash (an empty ``flags/<digest>``).
+        """Remember that ``digest``'s object failed its hash or was missing (``flags/<digest>``).
 
-        Called wherever a read finds corruption; :meth:`damaged` reports flagged objects, so
+        Called wherever a read finds it so; :meth:`damaged` reports flagged objects, so
         the next write of those bytes (a re-log, ``verify --repair``) replaces the copy. A
         marker in the store itself, so every machine and the catalog-less tools see it.
         """
@@ -477,6 +477,7 @@ class ObjectStore:
         try:
             raw = self.fs.open(path, "rb")
         except FileNotFoundError:
+            self.flag(digest)
             raise ObjectMissing(_missing_msg(digest, context)) from None
         return VerifyingReader(raw, digest, context,  # type: ignore[return-value]
                                on_bad=partial(self.flag, digest))
@@ -492,6 +493,7 @@ class ObjectStore:
             else:
                 data = self.fs.cat_file(self.object_path(digest))
         except FileNotFoundError:
+            self.flag(digest)
             raise ObjectMissing(_missing_msg(digest, context)) from None
         actual = hash_bytes(data)
         if actual != digest:
@@ -514,6 +516,7 @@ class ObjectStore:
                 try:
                     fd = os.open(self.object_path(digest), os.O_RDONLY)
                 except FileNotFoundError:
+                    self.flag(digest)
                     raise ObjectMissing(_missing_msg(digest, context)) from None
                 try:
                     size = os.fstat(fd).st_size

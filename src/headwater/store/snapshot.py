@@ -623,8 +623,11 @@ def _repair_damaged(
     :func:`_upload_missing` does (a file that no longer hashes to its cached digest)."""
     if store.local:
         bad = build.damaged(manifest.digest)
-    else:
-        bad = store.damaged({e.digest: e.size for e in manifest if e.digest is not None})
+    else:  # remote: a request per prefix for every object turned a 0.05 s re-log into 4 s
+        sizes = {e.digest: e.size for e in manifest if e.digest is not None}
+        found = {d.digests[i] for d, i in build.unvouched + build.hashed}
+        bad = (store.flagged() & sizes.keys()) | store.wrong_size(
+            {d: sizes[d] for d in found if d in sizes})
     if not bad:
         return {}
     for digest in bad:
