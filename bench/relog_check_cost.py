@@ -1,13 +1,14 @@
 """What the reused-object check (issue 14) costs an unchanged re-log, in-process.
 
-    .venv/bin/python bench/relog_check_cost.py --files 20000 [--workdir DIR] [--repeat 7]
+    .venv/bin/python bench/relog_check_cost.py --files 20000 [--workdir DIR] [--repeat 7] [--s3]
 
 Generates ``--files`` small files (1-8 KiB, fixed seed) under the work directory, logs them once
 into a fresh SQLite catalog and local store, then re-logs them unchanged ``--repeat`` times and
 prints the median time of a re-log and of the part spent checking the reused objects
 (``snapshot._Build.damaged``: presence, flags, sizes where needed), timed by wrapping it. Run it
 with ``PYTHONPATH=<older checkout>/src`` to time code from before that check (then only the
-total is printed meaningfully).
+total is printed meaningfully). ``--s3``: the store is a fresh bucket on a local moto server
+(``tests/emulators.py``) instead of a local directory.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--s3", action="store_true", help="store on a local moto S3 server")
     args = ap.parse_args()
     os.environ.setdefault("HEADWATER_LINEAGE", "off")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="hw-relog-"))
@@ -55,7 +57,22 @@ def main() -> None:
 
     if real is not None:  # absent before issue 14: then only the total
         snapshot._Build.damaged = timed  # type: ignore[method-assign, assignment]
-    cat = Catalog.open(f"sqlite:///{work}/catalog.db", store_url=str(work / "store"))
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    if args.s3:
+        import sys
+
+        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.emulators import moto_s3_server, new_s3_bucket
+
+        bucket = new_s3_bucket(stack.enter_context(moto_s3_server()))
+        (work / "catalog.db").unlink(missing_ok=True)
+        cat = Catalog.open(f"sqlite:///{work}/catalog.db", store_url=bucket.url,
+                           store_options=bucket.storage_options)
+    else:
+        cat = Catalog.open(f"sqlite:///{work}/catalog.db", store_url=str(work / "store"))
     cat.log(data, name="bench")
     cat.log(data, name="bench")  # the stat cache rows now name the committed manifest
     total: list[float] = []
@@ -68,6 +85,8 @@ def main() -> None:
     print(f"{args.files} files, {args.repeat} unchanged re-logs: median "
           f"{statistics.median(total):.3f} s per re-log; reused-object check median "
           f"{check:.3f} s")
+    cat.close()
+    stack.close()
 
 
 if __name__ == "__main__":
