@@ -193,7 +193,7 @@ class ObjectStore:
 
         def names(prefix: str) -> set[str]:
             try:
-                found = set(os.listdir(f"{self.root}/objects/{prefix}"))
+                found = set(os.listdir(f"{self.root}/{prefix_relpath(prefix)}"))
             except FileNotFoundError:
                 found = set()
             listed[prefix] = found
@@ -261,7 +261,7 @@ class ObjectStore:
             def bad(prefix: str) -> list[str]:
                 # one fstatat() of a bare name per object (through the prefix directory's fd)
                 try:
-                    fd = os.open(f"{self.root}/objects/{prefix}", os.O_RDONLY | os.O_DIRECTORY)
+                    fd = os.open(f"{self.root}/{prefix_relpath(prefix)}", os.O_RDONLY | os.O_DIRECTORY)
                 except FileNotFoundError:
                     return [d for d, _ in by_prefix[prefix]]
                 out, stat = [], os.stat
