@@ -261,7 +261,8 @@ class ObjectStore:
             def bad(prefix: str) -> list[str]:
                 # one fstatat() of a bare name per object (through the prefix directory's fd)
                 try:
-                    fd = os.open(f"{self.root}/{prefix_relpath(prefix)}", os.O_RDONLY | os.O_DIRECTORY)
+                    folder = f"{self.root}/{prefix_relpath(prefix)}"
+                    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
                 except FileNotFoundError:
                     return [d for d, _ in by_prefix[prefix]]
                 out, stat = [], os.stat
