@@ -20,6 +20,10 @@ from headwater import Catalog
 
 pytest_plugins = ["tests.emulators"]
 
+# botocore looks for credentials at the instance-metadata address when none are configured: never
+# let a test (or a subprocess it starts, which inherits this) probe an address off this machine.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 PG_URL = os.environ.get("HEADWATER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
