@@ -197,6 +197,23 @@ class RunInput(Base):
     __tablename__ = "run_inputs"
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True, index=True)
+    #: The reference the step named (``ns/name@production``) and its selector (migration 0010):
+    #: ``status`` re-resolves a moving selector (an alias, ``latest``) to see if it moved since.
+    ref: Mapped[str | None] = mapped_column(String(400), default=None)
+    selector: Mapped[str | None] = mapped_column(String(128), default=None)
+
+
+class VersionRetraction(Base):
+    """One retract or unretract of a version: who, when, why. Rows are only ever appended; the
+    newest row says whether the version is retracted now (docs/retract-status.md)."""
+
+    __tablename__ = "version_retractions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # retract | unretract
+    actor: Mapped[str | None] = mapped_column(String(256), default=None)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RunOutput(Base):
