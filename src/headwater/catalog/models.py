@@ -201,6 +201,8 @@ class RunInput(Base):
     #: ``status`` re-resolves a moving selector (an alias, ``latest``) to see if it moved since.
     ref: Mapped[str | None] = mapped_column(String(400), default=None)
     selector: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: A state input (the step's own previous output): never "moved", never propagates staleness.
+    is_state: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class VersionRetraction(Base):

@@ -1,5 +1,6 @@
 """Retractions (an append-only history of retract/unretract entries per version) and the
-reference each run input was resolved from (``run_inputs.ref``/``selector``), so ``status`` can
+reference each run input was resolved from (``run_inputs.ref``/``selector``, and
+``is_state`` for a step's own state), so ``status`` can
 tell when the alias or ``@latest`` a step read has since moved (docs/retract-status.md).
 
 Revision ID: 0010
@@ -40,10 +41,12 @@ def upgrade() -> None:
     with op.batch_alter_table("run_inputs") as batch:
         batch.add_column(sa.Column("ref", sa.String(length=400), nullable=True))
         batch.add_column(sa.Column("selector", sa.String(length=128), nullable=True))
+        batch.add_column(sa.Column("is_state", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("run_inputs") as batch:
+        batch.drop_column("is_state")
         batch.drop_column("selector")
         batch.drop_column("ref")
     op.drop_index("ix_version_retractions_version_id", table_name="version_retractions")
