@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from headwater.catalog import db, repo, stores
+from headwater.catalog import status as catalog_status
 from headwater.catalog.graph import LineageGraph, walk
 from headwater.catalog.models import Alias, AliasMove, Dataset, Namespace, Run, Version
 from headwater.catalog.service import CatalogService, resolved_store_url, unit_of_work
@@ -32,7 +33,7 @@ from headwater.errors import (
 from headwater.lineage.base import LineageRecorder, NullLineage
 from headwater.outputs import OutputSpec
 from headwater.progress import NullProgress, Progress
-from headwater.refs import DatasetName, VersionRef
+from headwater.refs import DatasetName, VersionRef, check_name
 from headwater.reporting import ReportsMixin
 from headwater.run import RunContext, RunInfo, make_run, run_info
 from headwater.settings import Settings
@@ -47,6 +48,16 @@ from headwater.version import VersionInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+def _default_actor() -> str:
+    """Who made a change when the caller did not say: the OS user (kept in histories)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -469,6 +480,7 @@ class Catalog(ReportsMixin):
         job_type: str | None = None,
         state_inputs: Iterable[str | VersionInfo] = (),
         attempt: Mapping[str, Any] | None = None,
+        allow_retracted: bool = False,
     ) -> RunContext:
         """A run of ``job``: ``with catalog.run("despam", inputs=["users@3"]) as run: ...``.
 
@@ -486,6 +498,9 @@ class Catalog(ReportsMixin):
         While the block is open a daemon thread renews the run's lease every
         ``settings.run_heartbeat_seconds``; a run whose process died is aborted by the next
         command (see :mod:`headwater.catalog.leases`).
+
+        A retracted input raises ``RetractedInput`` when the block starts, unless this run opts
+        in with ``allow_retracted=True`` (docs/retract-status.md).
         """
         return make_run(
             self,
@@ -500,7 +515,61 @@ class Catalog(ReportsMixin):
             job_type=job_type,
             state_inputs=state_inputs,
             attempt=attempt,
+            allow_retracted=allow_retracted,
         )
+
+    # -- retractions and status (docs/retract-status.md) ----------------------------------------
+    def retract(
+        self, ref: str | VersionInfo, *, reason: str, actor: str | None = None
+    ) -> VersionHandle:
+        """Record that the version ``ref`` names is bad: an append-only entry (who, when, why).
+        Runs then refuse it as input unless they opt in; everything derived from it is stale."""
+        return self._retraction(ref, reason=reason, actor=actor, undo=False)
+
+    def unretract(
+        self, ref: str | VersionInfo, *, reason: str, actor: str | None = None
+    ) -> VersionHandle:
+        """Undo a retraction by appending an unretract entry (the history keeps both)."""
+        return self._retraction(ref, reason=reason, actor=actor, undo=True)
+
+    def _retraction(
+        self, ref: str | VersionInfo, *, reason: str, actor: str | None, undo: bool
+    ) -> VersionHandle:
+        text = ref.ref if isinstance(ref, VersionInfo) else ref
+        with self.unit_of_work() as svc:
+            v = svc.retract(text, reason=reason, actor=actor or _default_actor(), undo=undo)
+            return self.handle(svc.version_info(v))
+
+    def retractions(self, ref: str | VersionInfo) -> list[dict[str, Any]]:
+        """Every retract/unretract entry of the version ``ref`` names, oldest first."""
+        text = ref.ref if isinstance(ref, VersionInfo) else ref
+        with self.unit_of_work() as svc:
+            return catalog_status.retraction_history(svc.session, svc.resolve(text).id)
+
+    def status(
+        self, target: str | VersionInfo | None = None, *, all_versions: bool = False
+    ) -> list[catalog_status.VersionStatus]:
+        """Fresh, stale or retracted, with causes: of the version ``target`` names when it is a
+        reference (has ``@``), else of the latest version of every dataset in namespace
+        ``target`` (or everywhere); every version with ``all_versions``."""
+        with self.unit_of_work() as svc:
+            if isinstance(target, VersionInfo) or (target is not None and "@" in target):
+                text = target.ref if isinstance(target, VersionInfo) else target
+                return catalog_status.status_of(svc.session, version_ids=[svc.resolve(text).id])
+            if target is not None and "/" in target:
+                v = svc.resolve(target)
+                return catalog_status.status_of(svc.session, version_ids=[v.id])
+            if target is not None:
+                check_name(target, what="namespace")
+            return catalog_status.status_of(
+                svc.session, namespace=target, all_versions=all_versions
+            )
+
+    def retracted_aliases(self, name: str) -> set[str]:
+        """Aliases of dataset ``name`` that point at a retracted version."""
+        with self.session() as s:
+            ds = repo.get_dataset(s, self.dataset_name(name))
+            return {a for _, a in catalog_status.retracted_aliases(s, [ds.id])}
 
     def runs(
         self, *, limit: int = 50, job: str | None = None, state: str | None = None

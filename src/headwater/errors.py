@@ -73,3 +73,8 @@ class ForeignStore(HeadwaterError, PermissionError):
 class IncomparableFingerprints(HeadwaterError, ValueError):
     """Two table fingerprints were made by different algorithms (or one is not a fingerprint):
     equal or unequal strings say nothing about the rows; recompute from the stored data."""
+
+
+class RetractedInput(HeadwaterError, ValueError):
+    """A run was given a retracted version as input; pass ``allow_retracted=True`` to use it
+    anyway (docs/retract-status.md)."""

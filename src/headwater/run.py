@@ -119,6 +119,8 @@ class RunContext:
     #: engine ids shared by every attempt of this task (see ``Catalog.run``'s ``attempt``)
     attempt: Mapping[str, Any] | None = None
     _heartbeat: leases.Heartbeat | None = None
+    #: use retracted inputs anyway (docs/retract-status.md); refused with RetractedInput if not
+    allow_retracted: bool = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> RunContext:
@@ -143,12 +145,13 @@ class RunContext:
         cat = self.catalog
         with cat.session() as s:
             svc = cat.service(s)
-            resolved = [svc.resolve(ref) for ref in self.input_refs]
+            resolved = svc.resolve_inputs(self.input_refs, allow_retracted=self.allow_retracted)
             self.inputs = [cat.handle(svc.version_info(v)) for v in resolved]
-            state_rows = []
+            state_rows, state_used = [], []
             for ref in self.state_refs:
                 try:
                     state_rows.append(svc.resolve(ref))
+                    state_used.append(ref)
                 except LookupError:  # state that does not exist yet (first run): none
                     continue
             self.state_inputs = [cat.handle(svc.version_info(v)) for v in state_rows]
@@ -180,8 +183,9 @@ class RunContext:
             if self.attempt:
                 reaper.supersede(cat, s, s.get_one(Run, self.id), self.attempt)
             self._gc_epoch = gclock.read_epoch(s, cat.store.url)
-            for v in {v.id: v for v in resolved}.values():
-                s.add(RunInput(run_id=self.id, version_id=v.id))
+            svc.record_inputs(self.id, list(zip(self.input_refs, resolved[:len(self.input_refs)],
+                                                strict=True)),
+                              list(zip(state_used, state_rows, strict=True)))
             cat.recorder.record(s, self._event("START", s))
         self.state = RUNNING
         self._heartbeat = leases.Heartbeat(cat.engine, self.id,
@@ -529,6 +533,7 @@ def make_run(
     job_type: str | None,
     state_inputs: Iterable[str | VersionInfo] = (),
     attempt: Mapping[str, Any] | None = None,
+    allow_retracted: bool = False,
 ) -> RunContext:
     if not job or not isinstance(job, str):
         raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
@@ -546,6 +551,7 @@ def make_run(
         nominal_time=nominal_time,
         job_type=job_type,
         attempt=dict(attempt) if attempt else None,
+        allow_retracted=allow_retracted,
     )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from headwater.catalog import db, repo, stores
+from headwater.catalog import db, repo, status, stores
 from headwater.catalog.models import Dataset, Run, RunOutput, Version, VersionParent, utcnow
 from headwater.errors import CatalogUnavailable, InvalidArgument, StoreUnavailable
 from headwater.refs import DatasetName, VersionRef
@@ -146,6 +146,33 @@ class CatalogService:
         """The run → version edge (once: a reused or repeated output adds none)."""
         if self.session.get(RunOutput, (run_id, version.id)) is None:
             self.session.add(RunOutput(run_id=run_id, version_id=version.id, created=created))
+
+    # -- retractions and status (catalog/status.py) ----------------------------------------------
+    def retract(self, ref: str, *, reason: str, actor: str | None, undo: bool = False) -> Version:
+        """Append a retract (``undo``: unretract) entry to the version ``ref`` names."""
+        v = self.resolve(ref)
+        status.add_retraction(
+            self.session, v, status.UNRETRACT if undo else status.RETRACT,
+            reason=reason, actor=actor,
+        )
+        return v
+
+    def resolve_inputs(
+        self, refs: Sequence[str], *, allow_retracted: bool = False
+    ) -> list[Version]:
+        """The versions ``refs`` name; a retracted one raises ``RetractedInput`` unless the run
+        opts in with ``allow_retracted``."""
+        rows = [self.resolve(ref) for ref in refs]
+        status.refuse_retracted(self.session, rows, refs, allow=allow_retracted)
+        return rows
+
+    def record_inputs(
+        self, run_id: str, inputs: Sequence[tuple[str, Version]],
+        state: Sequence[tuple[str, Version]] = (),
+    ) -> None:
+        """The run -> input edges with the reference each was resolved from."""
+        status.record_inputs(self.session, run_id, inputs, state,
+                             default_namespace=self.default_namespace)
 
     # -- version creation -----------------------------------------------------------------------
     def create_version(
