@@ -51,6 +51,9 @@ class VersionInfo:
     #: current description (Markdown) and properties; edits keep a history
     description: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    #: retracted now (its newest retraction entry is a retract; docs/retract-status.md): every
+    #: alias in ``aliases`` then points at a retracted version
+    retracted: bool = False
 
     @property
     def name(self) -> str:

@@ -120,6 +120,7 @@ class CatalogService:
             id=v.id, created=created, label=v.label,
             description=note.description if note else None,
             properties=dict(note.properties or {}) if note else {},
+            retracted=bool(status.retracted_ids(s, [v.id])),
         )
 
     def versions(self, name: DatasetName) -> list[VersionInfo]:

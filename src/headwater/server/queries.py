@@ -28,6 +28,7 @@ from headwater.catalog.models import (
     Version,
     VersionAnnotation,
 )
+from headwater.catalog.status import retracted_aliases, retracted_ids
 
 
 def _iso(value: Any) -> str | None:
@@ -103,6 +104,7 @@ def dataset_summaries(
         .where(Alias.dataset_id.in_(ids)).order_by(Alias.name)
     ).all():
         aliases[ds_id][name] = number
+    flagged = retracted_aliases(s, ids)
     out = []
     for d, ns_name in rows:
         v, count, producer = latest.get(d.id, (None, 0, None))
@@ -114,6 +116,8 @@ def dataset_summaries(
                 "number": v.number, "digest": v.digest, "kind": v.kind, "rows": v.row_count,
                 "size": v.size, "created_at": _iso(v.created_at), "run_id": v.run_id},
             "aliases": aliases[d.id],
+            #: aliases pointing at a retracted version (docs/retract-status.md)
+            "retracted_aliases": sorted(a for i, a in flagged if i == d.id),
             "last_producer": producer,
         })
     return total, out
@@ -140,11 +144,12 @@ def version_rows(s: Session, dataset_id: int, *, limit: int, offset: int,
     for vid, name in s.execute(select(Alias.version_id, Alias.name)
                                .where(Alias.version_id.in_(ids)).order_by(Alias.name)).all():
         aliases[vid].append(name)
+    retracted = retracted_ids(s, ids)
     reports: dict[int, int] = dict(s.execute(
         select(Report.version_id, func.count()).where(Report.version_id.in_(ids))
         .group_by(Report.version_id)).all()) if ids else {}
     return [version_row(v, job=f"{ns}/{job}" if job else None, aliases=aliases[v.id],
-                        reports=int(reports.get(v.id, 0)))
+                        reports=int(reports.get(v.id, 0))) | {"retracted": v.id in retracted}
             for v, job, ns in rows]
 
 

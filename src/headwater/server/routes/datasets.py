@@ -98,8 +98,9 @@ def list_aliases(catalog: CatalogDep, namespace: NamespaceP, name: NameP) -> dic
     ds_name = dataset_name(namespace, name)
     with catalog.session() as s:
         ds = repo.get_dataset(s, ds_name)
-        aliases = queries.dataset_summary(s, ds.id)["aliases"]
-    return {"aliases": aliases, "history": catalog.alias_history(str(ds_name))}
+        summary = queries.dataset_summary(s, ds.id)
+    return {"aliases": summary["aliases"], "retracted_aliases": summary["retracted_aliases"],
+            "history": catalog.alias_history(str(ds_name))}
 
 
 @router.put("/datasets/{namespace}/{name}/aliases/{alias}", dependencies=[Write],

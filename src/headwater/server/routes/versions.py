@@ -14,8 +14,9 @@ import math
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from headwater.api import Catalog
@@ -30,6 +31,7 @@ from headwater.server.deps import (
     Offset,
     Read,
     SelectorP,
+    Write,
     split_ref,
     version_ref,
 )
@@ -100,9 +102,63 @@ def get_version(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
         row = s.get(Version, v.id)
         out["label"] = row.label if row is not None else None
     out["store_url"] = redact(out["store_url"])
+    out["status"] = catalog.status(v.ref)[0].to_dict()
     out["external"] = v.kind == EXTERNAL
     out["dataset_type"] = v.type
     return out
+
+
+class RetractionIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000, description="Why (kept in the history).")
+    actor: str | None = Field(default=None, max_length=256, description="Who.")
+
+    @field_validator("reason", "actor")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("contains a NUL character (\\u0000), which the catalog cannot store")
+        return value
+
+
+def _retraction(catalog: Catalog, namespace: str, name: str, selector: str,
+                body: RetractionIn, *, undo: bool) -> dict[str, Any]:
+    ref = version_ref(namespace, name, selector)
+    actor = body.actor or "headwater-server"
+    v = (catalog.unretract if undo else catalog.retract)(ref, reason=body.reason, actor=actor)
+    return {"ref": v.ref, "retracted": not undo, "history": catalog.retractions(v.ref)}
+
+
+@router.post(BASE + "/retract", dependencies=[Write],
+             summary="Retract a version: record that it is bad (write)")
+def retract_version(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
+                    selector: SelectorP, body: Annotated[RetractionIn, Body()]) -> dict[str, Any]:
+    return _retraction(catalog, namespace, name, selector, body, undo=False)
+
+
+@router.post(BASE + "/unretract", dependencies=[Write],
+             summary="Undo a retraction; the history keeps both entries (write)")
+def unretract_version(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
+                      selector: SelectorP,
+                      body: Annotated[RetractionIn, Body()]) -> dict[str, Any]:
+    return _retraction(catalog, namespace, name, selector, body, undo=True)
+
+
+@router.get(BASE + "/retractions", dependencies=[Read], summary="A version's retraction history")
+def get_retractions(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
+                    selector: SelectorP) -> dict[str, Any]:
+    v = _resolve(catalog, namespace, name, selector)
+    return {"ref": v.ref, "retracted": v.retracted, "history": catalog.retractions(v.ref)}
+
+
+@router.get("/status", dependencies=[Read],
+            summary="Fresh, stale or retracted, with causes (latest version of each dataset)")
+def get_status(
+    catalog: CatalogDep,
+    namespace: Annotated[str | None, Query(max_length=128)] = None,
+    all_versions: bool = False,
+) -> dict[str, Any]:
+    items = catalog.status(namespace, all_versions=all_versions)
+    return {"versions": [st.to_dict() for st in items]}
 
 
 @router.get(BASE + "/manifest", dependencies=[Read], summary="Browse a version's files")
