@@ -18,12 +18,18 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from headwater.errors import HeadwaterError
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+#: Markup off: what the CLI prints is data (file names like ``[draft]report.csv``, cell values
+#: like ``[np.float64(1.5), ...]``) that rich would otherwise read as tags and drop. The few
+#: styled lines pass ``markup=True`` and :func:`rich.markup.escape` their data.
+out = Console(
+    highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160
+)
 
 
 class UserError(click.ClickException):
@@ -262,7 +268,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         data["files"] = [e.to_json() for e in v.manifest()]
         _emit_json(data)
         return
-    out.print(f"[bold]{v.ref}[/bold]  ({v.type}, {v.kind})")
+    out.print(f"[bold]{escape(v.ref)}[/bold]  ({escape(v.type)}, {v.kind})", markup=True)
     out.print(f"  digest    {v.digest}")
     out.print(f"  created   {v.created_at.isoformat()}  by run {v.run_id or '-'}")
     out.print(
@@ -329,8 +335,18 @@ def diff(ctx: click.Context, a: str, b: str, key: str | None, as_json: bool) -> 
             out.print(f"  {col}: {n} cell(s) changed")
         if r.columns_added or r.columns_removed:
             out.print(f"  columns added {r.columns_added}, removed {r.columns_removed}")
-        for s in r.sample_changed:
-            out.print(f"  ~ {s['key']}: {s['cells']}")
+        for s in d.to_dict()["rows"]["sample_changed"]:  # plain Python values, NaN as None
+            out.print(f"  ~ {_row_key(s['key'])}: " + ", ".join(
+                f"{col} {_cell(old)} → {_cell(new)}" for col, (old, new) in s["cells"].items()))
+
+
+def _row_key(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_cell(v)}" for k, v in key.items())
+
+
+def _cell(value: Any) -> str:
+    """A cell as a user would type it: ``1.25``, ``bob``, ``null``."""
+    return "null" if value is None else str(value)
 
 
 @main.command()
@@ -445,7 +461,8 @@ def report(ctx: click.Context, ref: str, name: str, out_path: str | None, rows: 
         Path(out_path).write_bytes(data)
         out.print(f"wrote {len(data)} bytes of {r.kind} report {name!r} to {out_path}")
         return
-    out.print(f"[bold]{name}[/bold] ({r.kind}) on {r.version}")
+    out.print(f"[bold]{escape(name)}[/bold] ({escape(r.kind)}) on {escape(r.version)}",
+              markup=True)
     if r.kind == "table":
         import io
 
@@ -688,6 +705,17 @@ def _register_optional() -> None:
 
 
 _register_optional()
+
+
+def _register_status() -> None:
+    """``headwater retract|unretract|status`` (headwater/cli_status.py)."""
+    from headwater.cli_status import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_status()
 
 
 def _register_serve() -> None:

@@ -35,8 +35,11 @@ class RichProgress:
         self._task: object | None = None
 
     def start(self, description: str, total: int | None) -> None:
+        from rich.markup import escape
+
         self._bar.start()
-        self._task = self._bar.add_task(description, total=total)
+        # the description names a path ("hashing [draft]/"): data, not markup
+        self._task = self._bar.add_task(escape(description), total=total)
 
     def advance(self, n: int = 1) -> None:
         if self._task is not None:

@@ -1,0 +1,77 @@
+"""What the CLI prints, through the real command (click's runner): data is never read as rich
+markup, typos get a "did you mean", and the human output carries what ``--json`` carries."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The CLI in-process (click's runner) on a fresh catalog under ``tmp_path``."""
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
+    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
+
+
+def _table(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "t.csv").write_text(text)
+    return folder
+
+
+# -- 1. data is never markup --------------------------------------------------------------------
+def test_diff_prints_changed_numbers_and_bracketed_names(hw, tmp_path: Path) -> None:
+    """Numeric cells came out as ``[np.float64(1.5), ...]``, which rich took for a tag and
+    dropped (``{'x': , 'y': }``); a file named ``[draft]report.csv`` lost its ``[draft]``."""
+    a = _table(tmp_path / "a", "n,x,y\n1,1.5,10\n2,2.0,20\n")
+    b = _table(tmp_path / "b", "n,x,y\n1,1.25,11\n2,2.0,20\n")
+    (b / "[draft]report.csv").write_text("draft\n")
+    hw("add", str(a), "--name", "t/nums", "--type", "table", "--key", "n")
+    hw("add", str(b), "--name", "t/nums", "--type", "table", "--key", "n")
+    text = hw("diff", "t/nums@1", "t/nums@2").stdout
+    assert "+ [draft]report.csv" in text
+    changed = next(line for line in text.splitlines() if line.strip().startswith("~ n=1"))
+    assert "1.5 → 1.25" in changed and "10 → 11" in changed, text
+
+
+def test_names_and_metadata_with_brackets_survive(hw, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "[draft]report.csv").write_text("x\n")
+    hw("add", str(tmp_path / "d"), "--name", "t/r", "--meta", "note=[red]keep[/red]")
+    shown = hw("show", "t/r").stdout
+    assert "[red]keep[/red]" in shown
+    out = tmp_path / "[out]"
+    assert f"to {out}" in hw("get", "t/r", str(out)).stdout
+
+
+def test_progress_description_is_not_markup() -> None:
+    """The bar's description names the source path; ``hashing /data/[draft]`` lost ``[draft]``."""
+    from rich.text import Text
+
+    from headwater.progress import RichProgress
+
+    bar = RichProgress()
+    bar.start("hashing /data/[draft]", 3)
+    try:
+        shown = bar._bar.tasks[0].description
+    finally:
+        bar.stop()
+    assert Text.from_markup(shown).plain == "hashing /data/[draft]"
