@@ -71,6 +71,8 @@ class DatasetInfo:
     latest: int | None
     aliases: dict[str, int]
     created_at: datetime
+    #: aliases pointing at a retracted version (docs/retract-status.md)
+    retracted_aliases: tuple[str, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -322,6 +324,8 @@ class Catalog(ReportsMixin):
                         latest=latest.number if latest else None,
                         aliases=aliases,
                         created_at=ds.created_at,
+                        retracted_aliases=tuple(sorted(
+                            a for _, a in catalog_status.retracted_aliases(s, [ds.id]))),
                     )
                 )
             return out
@@ -561,9 +565,12 @@ class Catalog(ReportsMixin):
                 return catalog_status.status_of(svc.session, version_ids=[v.id])
             if target is not None:
                 check_name(target, what="namespace")
-            return catalog_status.status_of(
+            found = catalog_status.status_of(
                 svc.session, namespace=target, all_versions=all_versions
             )
+            if target is not None and not found:  # no such namespace: a dataset name?
+                return catalog_status.status_of(svc.session, version_ids=[svc.resolve(target).id])
+            return found
 
     def retracted_aliases(self, name: str) -> set[str]:
         """Aliases of dataset ``name`` that point at a retracted version."""

@@ -220,7 +220,10 @@ def ls_(ctx: click.Context, namespace: str | None, search: str | None, as_json: 
         return
     table = Table("dataset", "type", "versions", "latest", "aliases", box=None)
     for d in items:
-        aliases = ", ".join(f"{a}→{n}" for a, n in d.aliases.items())
+        aliases = ", ".join(
+            f"{a}→{n}" + (" (RETRACTED)" if a in d.retracted_aliases else "")
+            for a, n in d.aliases.items()
+        )
         table.add_row(d.full_name, d.type, str(d.versions), str(d.latest or "-"), aliases)
     out.print(table)
 
@@ -249,7 +252,7 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
             "-" if v.row_count is None else str(v.row_count),
             v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             (v.run_id or "-")[:13],
-            ", ".join(v.aliases),
+            ", ".join(v.aliases) + (" (RETRACTED)" if v.retracted and v.aliases else ""),
         )
     out.print(table)
 
@@ -269,6 +272,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         _emit_json(data)
         return
     out.print(f"[bold]{escape(v.ref)}[/bold]  ({escape(v.type)}, {v.kind})", markup=True)
+    if v.retracted:
+        last = cat.retractions(v.ref)[-1]
+        out.print(f"  RETRACTED by {last['actor']} at {last['at']}: {last['reason']}")
     out.print(f"  digest    {v.digest}")
     out.print(f"  created   {v.created_at.isoformat()}  by run {v.run_id or '-'}")
     out.print(
@@ -276,7 +282,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         + (f", {v.row_count} rows" if v.row_count is not None else "")
     )
     if v.aliases:
-        out.print(f"  aliases   {', '.join(v.aliases)}")
+        flag = "  (point at a RETRACTED version)" if v.retracted else ""
+        out.print(f"  aliases   {', '.join(v.aliases)}{flag}")
     if v.parents:
         out.print(f"  parents   {', '.join(v.parents)}")
     if v.schema:
