@@ -75,3 +75,36 @@ def test_progress_description_is_not_markup() -> None:
     finally:
         bar.stop()
     assert Text.from_markup(shown).plain == "hashing /data/[draft]"
+
+
+# -- 2. did you mean ----------------------------------------------------------------------------
+@pytest.fixture
+def users(hw, tmp_path: Path):
+    """``prod/users_split`` and ``prod/users_clean`` with an alias ``production`` and a label."""
+    hw("add", str(_table(tmp_path / "u", "id\n1\n")), "--name", "prod/users_split")
+    hw("add", str(_table(tmp_path / "c", "id\n2\n")), "--name", "prod/users_clean")
+    hw("alias", "prod/users_split@1", "production")
+    return hw
+
+
+@pytest.mark.parametrize(("ref", "hint"), [
+    ("prod/users_splt", "did you mean prod/users_split?"),
+    ("prdo/users_split", "no namespace 'prdo' (did you mean prod?)"),
+    ("users_split", "did you mean prod/users_split?"),  # right name, default namespace
+    ("prod/users_split@prod", "did you mean production?"),  # a prefix of the alias
+    ("prod/users_split@prodution", "did you mean production?"),
+])
+def test_not_found_suggests_close_names(users, ref: str, hint: str) -> None:
+    proc = users("show", ref, ok=False)
+    assert proc.returncode == 2 and hint in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_no_suggestion_when_nothing_is_close(users) -> None:
+    proc = users("versions", "prod/zzz", ok=False)
+    assert "did you mean" not in proc.stderr and "no dataset named prod/zzz" in proc.stderr
+
+
+def test_removing_a_mistyped_alias_suggests_the_alias(users) -> None:
+    proc = users("alias", "prod/users_split", "prodution", "--remove", ok=False)
+    assert "has no alias 'prodution' (did you mean production?)" in proc.stderr

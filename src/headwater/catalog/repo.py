@@ -7,6 +7,7 @@ version row, its lineage edges and its outbox rows land together or not at all.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,8 +67,58 @@ def find_dataset(session: Session, name: DatasetName) -> Dataset | None:
 def get_dataset(session: Session, name: DatasetName) -> Dataset:
     ds = find_dataset(session, name)
     if ds is None:
-        raise DatasetNotFound(f"no dataset named {name}; `headwater ls` lists the datasets")
+        raise DatasetNotFound(
+            f"no dataset named {name}{dataset_hint(session, name)}; `headwater ls` lists the "
+            "datasets"
+        )
     return ds
+
+
+#: Names read to make a "did you mean": an error path, but bounded on a huge catalog.
+SUGGEST_SCAN = 20_000
+
+
+def close_names(word: str, candidates: Iterable[str], *, n: int = 3) -> list[str]:
+    """The candidates a mistyped ``word`` most likely meant: difflib's close matches, then
+    names that start with it (``prod`` for ``production`` is too short for difflib alone)."""
+    names = sorted(set(candidates) - {word})
+    scored = []
+    for name in names:
+        m = difflib.SequenceMatcher(None, word, name)
+        if m.real_quick_ratio() >= 0.6 and m.quick_ratio() >= 0.6 and m.ratio() >= 0.6:
+            scored.append((m.ratio(), name))
+    scored.sort(key=lambda x: (-x[0], x[1]))
+    # only the ones nearly as close as the best: users_split, not also users_clean
+    found = [name for r, name in scored if r >= scored[0][0] - 0.1] if scored else []
+    found += [c for c in names if word and c.startswith(word) and c not in found]
+    return found[:n]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean a or b?)`` for a not-found message, or nothing when nothing is close."""
+    found = close_names(word, candidates)
+    return f" (did you mean {' or '.join(found)}?)" if found else ""
+
+
+def dataset_hint(session: Session, name: DatasetName) -> str:
+    """Why ``name`` is not found, as a suffix of the message: a close dataset name in its
+    namespace, else the same name in another namespace, else a close namespace."""
+    pairs = session.execute(
+        select(Namespace.name, Dataset.name).join(Dataset.namespace).limit(SUGGEST_SCAN)
+    ).all()
+    namespaces = set(session.scalars(select(Namespace.name).limit(SUGGEST_SCAN)))
+    if name.namespace not in namespaces:
+        near = close_names(name.namespace, namespaces)
+        if near:
+            return f": no namespace {name.namespace!r} (did you mean {' or '.join(near)}?)"
+    in_ns = [ds for ns, ds in pairs if ns == name.namespace]
+    found = [f"{name.namespace}/{ds}" for ds in close_names(name.name, in_ns)]
+    if not found:  # the right name in another namespace (``users`` for ``prod/users``)
+        found = [f"{ns}/{ds}" for ns, ds in pairs if ds == name.name][:3]
+    hint = f" (did you mean {' or '.join(found)}?)" if found else ""
+    if namespaces and name.namespace not in namespaces:  # (an empty catalog has none at all)
+        hint = f": no namespace {name.namespace!r}{hint}"
+    return hint
 
 
 def ensure_dataset(
@@ -171,9 +222,15 @@ def resolve(session: Session, ref: VersionRef) -> Version:
         if v is None:
             v = session.scalar(base.where(Version.label == ref.selector))
         if v is None:
+            names = session.scalars(select(Alias.name).where(Alias.dataset_id == ds.id)).all()
+            labels = session.scalars(
+                base.where(Version.label.is_not(None)).with_only_columns(Version.label)
+                .limit(SUGGEST_SCAN)
+            ).all()
+            hint = did_you_mean(ref.selector, [*names, *(x for x in labels if x)])
             raise VersionNotFound(
-                f"{ref.dataset} has no alias or label {ref.selector!r}; `headwater versions "
-                f"{ref.dataset}` shows them"
+                f"{ref.dataset} has no alias or label {ref.selector!r}{hint}; "
+                f"`headwater versions {ref.dataset}` shows them"
             )
         return v
     if ref.selector.isdigit():  # six or more digits: a version number if it exists
@@ -260,7 +317,11 @@ def remove_alias(session: Session, dataset: Dataset, alias: str, *, actor: str |
         select(Alias).where(Alias.dataset_id == dataset.id, Alias.name == alias)
     )
     if current is None:
-        raise VersionNotFound(f"{dataset.namespace.name}/{dataset.name} has no alias {alias!r}")
+        names = session.scalars(select(Alias.name).where(Alias.dataset_id == dataset.id)).all()
+        raise VersionNotFound(
+            f"{dataset.namespace.name}/{dataset.name} has no alias {alias!r}"
+            f"{did_you_mean(alias, names)}"
+        )
     session.add(
         AliasMove(
             dataset_id=dataset.id,
