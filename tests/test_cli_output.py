@@ -108,3 +108,20 @@ def test_no_suggestion_when_nothing_is_close(users) -> None:
 def test_removing_a_mistyped_alias_suggests_the_alias(users) -> None:
     proc = users("alias", "prod/users_split", "prodution", "--remove", ok=False)
     assert "has no alias 'prodution' (did you mean production?)" in proc.stderr
+
+
+# -- 3. --catalog in a folder that does not exist -----------------------------------------------
+def test_catalog_in_a_missing_folder_is_an_error(hw, tmp_path: Path) -> None:
+    """A typo in the folder used to make (folders and) a new empty catalog, and `ls` listed
+    nothing, as if the datasets were gone."""
+    missing = tmp_path / "no-such-dir" / "sub"
+    proc = hw("--catalog", f"sqlite:///{missing / 'catalog.db'}", "ls", ok=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and str(missing) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_catalog_new_file_in_an_existing_folder_is_created(hw, tmp_path: Path) -> None:
+    (tmp_path / "here").mkdir()
+    hw("--catalog", f"sqlite:///{tmp_path / 'here' / 'catalog.db'}", "ls")
+    assert (tmp_path / "here" / "catalog.db").exists()

@@ -145,6 +145,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 def main(ctx: click.Context, catalog_url: str | None, store_url: str | None) -> None:
     """Headwater: versioned datasets with provenance, for Airflow and Beam pipelines."""
     _show_warnings()
+    if catalog_url:  # named by the user: a typo must not start a new, empty catalog
+        from headwater.catalog.db import check_sqlite_folder
+
+        try:
+            check_sqlite_folder(catalog_url)
+        except HeadwaterError as exc:
+            raise UserError(str(exc)) from exc
     ctx.ensure_object(dict).update(catalog_url=catalog_url, store_url=store_url)
 
 

@@ -55,6 +55,31 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def check_sqlite_folder(url: str) -> None:
+    """Refuse a SQLite catalog URL whose folder does not exist.
+
+    Opening one would create the folders and a new, empty catalog: a typo in ``--catalog``
+    looked like a catalog whose datasets were all gone. A new file in an existing folder is
+    fine (that is how a catalog starts); the default catalog under ``~/.headwater`` does not go
+    through here and still makes its folder. Raises :class:`CatalogUnavailable`.
+    """
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        return  # create_catalog_engine says what is wrong with it
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return
+    folder = Path(database).expanduser().parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise CatalogUnavailable(
+            f"catalog folder {folder} {what} (catalog URL {safe_url(url)}); create the folder "
+            "first to start a new catalog there, or correct the path"
+        )
+
+
 def create_catalog_engine(url: str) -> Engine:
     url = normalise_url(url)
     try:
