@@ -17,7 +17,7 @@ from openlineage.client.serde import Serde
 from openlineage.client.transport import Transport
 from referencing import Registry, Resource
 
-from headwater.lineage.provenance import SCHEMA_ID, load_schema
+from headwater.lineage.provenance import RETRACTION_SCHEMA_RESOURCE, SCHEMA_ID, load_schema
 
 SPEC_DIR = Path(
     os.environ.get("HEADWATER_OL_SPEC_DIR")
@@ -85,6 +85,7 @@ class OLValidator:
         docs = [json.loads((spec_dir / "OpenLineage.json").read_text())]
         docs += [json.loads(p.read_text()) for p in sorted((spec_dir / "facets").glob("*.json"))]
         docs.append(load_schema())
+        docs.append(load_schema(RETRACTION_SCHEMA_RESOURCE))
         by_id: dict[str, Any] = {}
         for doc in docs:
             by_id[doc["$id"]] = doc

@@ -65,7 +65,9 @@ from headwater.lineage.naming import LOGICAL_NAMESPACE, catalog_dataset, store_l
 from headwater.lineage.provenance import (
     FACET_KEY,
     PRODUCER,
+    RETRACTION_FACET_KEY,
     HeadwaterProvenanceRunFacet,
+    HeadwaterRetractionDatasetFacet,
     VersionDigest,
     load_schema,
 )
@@ -251,6 +253,8 @@ def dataset_facets(v: Record, producer: str) -> dict[str, BaseFacet]:
             producer=producer,
         ),
     }
+    if v.get("retracted"):
+        facets[RETRACTION_FACET_KEY] = HeadwaterRetractionDatasetFacet(producer=producer)
     if v.get("schema"):
         facets["schema"] = schema_dataset.SchemaDatasetFacet(
             fields=[

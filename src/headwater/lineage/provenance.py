@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 import attr
-from openlineage.client.generated.base import RunFacet
+from openlineage.client.generated.base import DatasetFacet, RunFacet
 
 from headwater.lineage.record import headwater_version, producer_url
 
@@ -61,9 +61,30 @@ class HeadwaterProvenanceRunFacet(RunFacet):
         return SCHEMA_URL
 
 
-def load_schema() -> dict[str, Any]:
-    """The facet's published JSON Schema, read from the installed package."""
-    text = resources.files("headwater.lineage").joinpath("schemas", SCHEMA_RESOURCE).read_text()
+RETRACTION_FACET_KEY = "headwater_retraction"
+RETRACTION_SCHEMA_RESOURCE = "HeadwaterRetractionDatasetFacet.json"
+RETRACTION_SCHEMA_URL = (
+    "https://headwater-data.github.io/headwater/spec/facets/"
+    f"{FACET_VERSION}/HeadwaterRetractionDatasetFacet.json#/$defs/HeadwaterRetractionDatasetFacet"
+)
+
+
+@attr.define
+class HeadwaterRetractionDatasetFacet(DatasetFacet):
+    """On a dataset of an event: the version was retracted when the run read (or wrote) it,
+    i.e. the run opted in with ``allow_retracted`` (docs/retract-status.md)."""
+
+    retracted: bool = attr.field(default=True)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return RETRACTION_SCHEMA_URL
+
+
+def load_schema(resource: str = SCHEMA_RESOURCE) -> dict[str, Any]:
+    """A facet's published JSON Schema (default: the provenance facet's), read from the
+    installed package."""
+    text = resources.files("headwater.lineage").joinpath("schemas", resource).read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -71,8 +92,11 @@ def load_schema() -> dict[str, Any]:
 __all__ = [
     "FACET_KEY",
     "PRODUCER",
+    "RETRACTION_FACET_KEY",
+    "RETRACTION_SCHEMA_RESOURCE",
     "SCHEMA_URL",
     "HeadwaterProvenanceRunFacet",
+    "HeadwaterRetractionDatasetFacet",
     "VersionDigest",
     "headwater_version",
     "load_schema",

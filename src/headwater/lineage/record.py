@@ -97,8 +97,9 @@ def _null_counts(v: VersionInfo) -> dict[str, int]:
 
 
 def version_record(v: VersionInfo, *, output: bool) -> dict[str, Any]:
-    """The record of one input (``output=False``) or output version of a run."""
-    return {
+    """The record of one input (``output=False``) or output version of a run. ``retracted`` is
+    present only for a retracted version (a run that opted in), so other records are as before."""
+    return ({"retracted": True} if v.retracted else {}) | {
         "namespace": v.namespace,
         "dataset": v.dataset,
         "number": v.number,
