@@ -63,6 +63,8 @@ class VersionedStepOperator(BaseOperator):
     :param input_mode: ``arrow`` (tables as ``pyarrow.Table``, other versions as local paths),
         ``path`` (a local checkout directory) or ``version`` (the :class:`headwater.Version`).
     :param force: recompute even when a committed run with the same cache key exists.
+    :param allow_retracted: read retracted inputs anyway (otherwise the task fails with
+        ``RetractedInput``); recorded in lineage with the ``headwater_retraction`` facet.
     :param job_name: the Headwater job; default ``{dag_id}.{task_id}``.
     :param code_version: extra string folded into the code fingerprint (e.g. a git SHA).
     """
@@ -82,6 +84,7 @@ class VersionedStepOperator(BaseOperator):
         step_params: Mapping[str, Any] | None = None,
         input_mode: str = "arrow",
         force: bool = False,
+        allow_retracted: bool = False,
         job_name: str | None = None,
         namespace: str | None = None,
         code_version: str | None = None,
@@ -103,6 +106,8 @@ class VersionedStepOperator(BaseOperator):
         self.step_params = dict(step_params or {})
         self.input_mode = input_mode
         self.force = force
+        #: read retracted inputs anyway (per task; docs/retract-status.md); refused otherwise
+        self.allow_retracted = allow_retracted
         self.job_name = job_name
         self.namespace = namespace
         self.code_version = code_version
@@ -169,6 +174,7 @@ class VersionedStepOperator(BaseOperator):
             code=self.code_fingerprint(), engine=engine_ids(context),
             parent=parent_run(context), nominal_time=logical_date_of(context),
             namespace=self.namespace, job_type="AIRFLOW_TASK", attempt=attempt_ids(context),
+            allow_retracted=self.allow_retracted,
         )
         reused = False
         with run:
