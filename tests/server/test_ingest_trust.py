@@ -196,3 +196,23 @@ def test_verify_reports_external_versions_as_not_verified(
     assert "all good" not in result.output
     assert f"SKIPPED {ref}" in result.output and "1 external version(s) not verified" in \
         result.output
+
+
+def test_an_external_version_naming_the_catalogs_own_store_is_not_recorded_as_kept_there(
+        catalog: Catalog, tmp_path: Path) -> None:
+    """The URL an event gives is where the producer says its data is, never "our own store"
+    (``"."``): recorded as ``"."`` it would read as one of ours and ``gc`` would look for its
+    manifest (ADR 0004: ingestion creates versions through the catalog service)."""
+    from headwater.maintenance import gc
+
+    location = f"file://{tmp_path}/store"  # the `catalog` fixture's own store
+    with TestClient(create_app(catalog), base_url="http://localhost") as c:
+        r = c.post(f"{API}/lineage", json=run_event(outputs=[{
+            "namespace": f"file://{tmp_path}", "name": "store", "facets": {"version": {
+                "_producer": PRODUCER, "_schemaURL": "x", "datasetVersion": "1",
+                "digest": "ab" * 32}}}]))
+        assert r.status_code == 201, r.text
+        (ref,) = r.json()["outputs"]
+    assert catalog.get(ref).store_url == location
+    report = gc(catalog, grace_seconds=0)
+    assert report.damaged == []

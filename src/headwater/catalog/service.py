@@ -22,8 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from headwater.catalog import db, repo, status, stores
-from headwater.catalog.models import Dataset, Run, RunOutput, Version, VersionParent, utcnow
+from headwater.catalog import db, external, repo, status, stores
+from headwater.catalog.models import (
+    Dataset,
+    Run,
+    RunInput,
+    RunOutput,
+    Version,
+    VersionParent,
+    utcnow,
+)
 from headwater.errors import CatalogUnavailable, InvalidArgument, StoreUnavailable
 from headwater.refs import DatasetName, VersionRef
 from headwater.version import VersionInfo
@@ -148,6 +156,13 @@ class CatalogService:
         if self.session.get(RunOutput, (run_id, version.id)) is None:
             self.session.add(RunOutput(run_id=run_id, version_id=version.id, created=created))
 
+    def record_input(self, run_id: str, version: Version) -> None:
+        """The version → run edge of an input read without a reference (OpenLineage ingestion:
+        the producer named a dataset, not a ``ref``), once. Runs of ours use
+        :meth:`record_inputs`, which keeps the reference for ``status``."""
+        if self.session.get(RunInput, (run_id, version.id)) is None:
+            self.session.add(RunInput(run_id=run_id, version_id=version.id))
+
     # -- retractions and status (catalog/status.py) ----------------------------------------------
     def retract(self, ref: str, *, reason: str, actor: str | None, undo: bool = False) -> Version:
         """Append a retract (``undo``: unretract) entry to the version ``ref`` names."""
@@ -213,6 +228,27 @@ class CatalogService:
                 )
         return self.insert_version(ds, new, parents=parents), True
 
+    def external_version(self, dataset: Dataset, new: NewVersion, *, who: str) -> Version:
+        """The version of ``dataset`` with digest ``new.digest``, created (an external
+        version) if it has none: OpenLineage ingestion's rule, one version per digest.
+
+        Locks the dataset first, then looks again (a concurrent event may have created it) and
+        refuses a native dataset under the lock: a foreign event never adds a version to a
+        dataset Headwater wrote (issue 14, section 6). ``who`` names the asker in the error.
+        Raises ``InvalidArgument``.
+        """
+        s = self.session
+        ds = repo.lock_dataset(s, dataset.id)
+        again = external.version_by_digest(s, ds.id, new.digest)
+        if again is not None:
+            return again
+        if external.is_native(s, ds):
+            raise InvalidArgument(
+                f"{who} may not add versions to {ds.namespace.name}/{ds.name}, a "
+                "dataset Headwater wrote"
+            )
+        return self.insert_version(ds, new)
+
     def insert_version(
         self, dataset: Dataset, new: NewVersion, *, parents: Sequence[str] = ()
     ) -> Version:
@@ -224,7 +260,10 @@ class CatalogService:
             dataset_id=dataset.id,
             number=repo.next_number(s, dataset),
             digest=new.digest,
-            store_url=stores.recorded(new.store_url, self.catalog_url),
+            # an external version's URL is where its producer says the data is, not a store of
+            # ours: recorded as given, never as this catalog's own (".") store
+            store_url=new.store_url if new.kind == external.EXTERNAL
+            else stores.recorded(new.store_url, self.catalog_url),
             kind=new.kind,
             size=new.size,
             file_count=new.file_count,

@@ -42,23 +42,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from headwater.api import Catalog
-from headwater.catalog import repo
+from headwater.catalog import external, repo
+from headwater.catalog.external import EXTERNAL, ORIGIN, is_native
 from headwater.catalog.models import (
     Dataset,
     OpenLineageDataset,
     OpenLineageEvent,
     OpenLineageRun,
     Run,
-    RunInput,
-    RunOutput,
     Version,
     utcnow,
 )
+from headwater.catalog.service import NewVersion
 from headwater.errors import HeadwaterError, InvalidArgument, InvalidReference
 from headwater.lineage.facets import event_identity
 from headwater.lineage.naming import LOGICAL_NAMESPACE
@@ -81,9 +80,6 @@ from headwater.server.ol_names import (
 from headwater.server.redact import redact, redact_json
 from headwater.server.retention import capped_event
 
-EXTERNAL = "external"
-#: ``Dataset.meta["origin"]`` of datasets created by ingestion (they may take external versions).
-ORIGIN = "openlineage"
 #: Prefix of the ``ol_datasets`` key of the external dataset an OpenLineage dataset gets when its
 #: Symlinks facet maps it onto a native dataset (the mapping's own key points at the native one).
 OWN_KEY_PREFIX = "headwater-own\0"
@@ -211,18 +207,6 @@ def _ref(v: Version) -> str:
     return f"{v.dataset.namespace.name}/{v.dataset.name}@{v.number}"
 
 
-def is_native(s: Session, ds: Dataset) -> bool:
-    """Whether ``ds`` is Headwater's own: it holds a version that is not external, or ingestion
-    did not create it. Datasets ingested before the ``origin`` mark existed hold only external
-    versions, so they stay foreign."""
-    if s.scalar(select(Version.id).where(Version.dataset_id == ds.id, Version.kind != EXTERNAL)
-                .limit(1)) is not None:
-        return True
-    if (ds.meta or {}).get("origin") == ORIGIN:
-        return False
-    return s.scalar(select(Version.id).where(Version.dataset_id == ds.id).limit(1)) is None
-
-
 class Ingestor:
     """Turns OpenLineage events into catalog rows, one transaction per event."""
 
@@ -236,8 +220,7 @@ class Ingestor:
         for attempt in range(ATTEMPTS):
             try:
                 with self.catalog.session() as s:
-                    if s.scalar(select(OpenLineageEvent.id)
-                                .where(OpenLineageEvent.event_id == event_id)) is not None:
+                    if external.event_seen(s, event_id):
                         return IngestResult(status="duplicate", event_id=event_id)
                     result = self._apply(s, event, event_id)
                     s.add(OpenLineageEvent(
@@ -298,8 +281,7 @@ class Ingestor:
         for inp in ev.inputs:
             ds = self._dataset(s, inp)
             v = self._input_version(s, ds, inp, producer=ev.producer)
-            if s.get(RunInput, (run.id, v.id)) is None:
-                s.add(RunInput(run_id=run.id, version_id=v.id))
+            self.catalog.service(s).record_input(run.id, v)
             seen.inputs.append(_ref(v))
         for out in ev.outputs:
             ds = self._dataset(s, out)
@@ -307,8 +289,7 @@ class Ingestor:
                 continue
             v, created = self._output_version(s, ds, out, run=run, event_id=event_id,
                                               producer=ev.producer)
-            if s.get(RunOutput, (run.id, v.id)) is None:
-                s.add(RunOutput(run_id=run.id, version_id=v.id, created=created))
+            self.catalog.service(s).record_output(run.id, v, created=created)
             seen.outputs.append(_ref(v))
         s.flush()
         return IngestResult(status="ingested", event_id=event_id, run_id=run.id,
@@ -350,19 +331,7 @@ class Ingestor:
         placeholder = s.get(Run, src)
         if placeholder is not None and not (placeholder.engine or {}).get("ingested"):
             return  # never fold a run Headwater recorded itself
-        for inp in s.scalars(select(RunInput).where(RunInput.run_id == src)).all():
-            if s.get(RunInput, (dst, inp.version_id)) is None:
-                s.add(RunInput(run_id=dst, version_id=inp.version_id))
-        for out in s.scalars(select(RunOutput).where(RunOutput.run_id == src)).all():
-            if s.get(RunOutput, (dst, out.version_id)) is None:
-                s.add(RunOutput(run_id=dst, version_id=out.version_id, created=out.created))
-        s.flush()
-        s.execute(delete(RunInput).where(RunInput.run_id == src))
-        s.execute(delete(RunOutput).where(RunOutput.run_id == src))
-        s.execute(update(Version).where(Version.run_id == src).values(run_id=dst))
-        s.execute(update(OpenLineageEvent).where(OpenLineageEvent.run_id == src)
-                  .values(run_id=dst))
-        s.execute(update(OpenLineageRun).where(OpenLineageRun.run_id == src).values(run_id=dst))
+        external.fold_run(s, src, dst)
         if placeholder is not None:
             s.delete(placeholder)
         s.flush()
@@ -429,7 +398,7 @@ class Ingestor:
     def _dataset(self, s: Session, d: OLDataset) -> Dataset:
         namespace, name = redact(d.namespace), redact(d.name)
         key = dataset_key(namespace, name)
-        mapped = s.scalar(select(OpenLineageDataset).where(OpenLineageDataset.key == key))
+        mapped = external.mapped_dataset(s, key)
         if mapped is not None:
             ds = s.get(Dataset, mapped.dataset_id)
             if ds is not None:
@@ -450,7 +419,7 @@ class Ingestor:
         says about a native dataset beyond linking one of its existing versions."""
         namespace, name = redact(d.namespace), redact(d.name)
         key = dataset_key(OWN_KEY_PREFIX + namespace, name)
-        mapped = s.scalar(select(OpenLineageDataset).where(OpenLineageDataset.key == key))
+        mapped = external.mapped_dataset(s, key)
         if mapped is not None:
             ds = s.get(Dataset, mapped.dataset_id)
             if ds is not None and not is_native(s, ds):
@@ -489,8 +458,7 @@ class Ingestor:
 
     @staticmethod
     def _by_digest(s: Session, ds: Dataset, digest: str) -> Version | None:
-        return s.scalar(select(Version).where(Version.dataset_id == ds.id,
-                                              Version.digest == digest).limit(1))
+        return external.version_by_digest(s, ds.id, digest)
 
     def _input_version(self, s: Session, ds: Dataset, d: OLDataset, *, producer: str) -> Version:
         v = self._observed_version(s, ds, d, producer=producer)
@@ -520,8 +488,7 @@ class Ingestor:
                 return v
         elif dataset_version is not None and dataset_version.isdigit() and not native \
                 and _logical_name(d.facets) is not None and len(dataset_version) < 10:
-            v = s.scalar(select(Version).where(Version.dataset_id == ds.id,
-                                               Version.number == int(dataset_version)))
+            v = external.version_by_number(s, ds.id, int(dataset_version))
             if v is not None:
                 return v
         if digest is None and dataset_version is None:
@@ -557,15 +524,9 @@ class Ingestor:
         self, s: Session, ds: Dataset, digest: str, d: OLDataset, *, run_id: str | None,
         version: str | None, producer: str,
     ) -> Version:
-        ds = repo.lock_dataset(s, ds.id)
-        again = self._by_digest(s, ds, digest)  # created while we waited for the lock
-        if again is not None:
-            return again
-        if is_native(s, ds):  # the one rule every path above keeps; checked under the lock
-            raise InvalidArgument(
-                f"OpenLineage event may not add versions to {ds.namespace.name}/{ds.name}, a "
-                "dataset Headwater wrote"
-            )
+        """Through the catalog service: numbering, the one-version-per-digest rule and the
+        native-dataset refusal, re-checked under the dataset's lock (the one rule every path
+        above keeps), are its (ADR 0004)."""
         facets = d.facets
         extra = getattr(d, "outputFacets", None) or getattr(d, "inputFacets", None)
         stats_facet = _facet(extra, "outputStatistics")
@@ -575,9 +536,7 @@ class Ingestor:
         meta: dict[str, Any] = {"openlineage": {
             "namespace": namespace, "name": name, "datasetVersion": version,
             "producer": redact(producer)[:512]}}
-        v = Version(
-            dataset_id=ds.id,
-            number=repo.next_number(s, ds),
+        new = NewVersion(
             digest=digest,
             store_url=_ol_uri(namespace, name),
             kind=EXTERNAL,
@@ -585,16 +544,11 @@ class Ingestor:
             file_count=_first_count([(stats_facet, "fileCount"), (dq, "fileCount")]) or 0,
             row_count=_first_count([(stats_facet, "rowCount"), (dq, "rowCount")]),
             schema=_schema(facets),
-            table_fingerprint=None,
             stats={"null_counts": nulls} if nulls else {},
             meta=json.loads(json.dumps(meta)),
-            state="committed",
-            created_at=utcnow(),
             run_id=run_id,
         )
-        s.add(v)
-        s.flush()
-        return v
+        return self.catalog.service(s).external_version(ds, new, who="OpenLineage event")
 
 
 __all__ = ["EXTERNAL", "ORIGIN", "IngestConflict", "Ingestor", "is_native"]
