@@ -52,7 +52,6 @@ QUERY_EXCEPTIONS = {
     "maintenance.py": "gc/fsck: being reworked by the gc change; its queries move afterwards",
     "cli_lineage.py": "outbox inspection commands",
     "lineage/emitter.py": "outbox delivery",
-    "server/queries.py": "server listings (being edited by the server change)",
     "server/marquez.py": "Marquez-compatible API",
     "server/retention.py": "event retention",
     "server/routes/runs.py": "run pages",

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field, field_validator
 
+from headwater.catalog import listings as queries
 from headwater.catalog import repo
-from headwater.server import queries
 from headwater.server.deps import (
     CatalogDep,
     Limit,

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import func, select
 
+from headwater.catalog import listings as queries
 from headwater.catalog.models import Job, Namespace, Run, RunInput, RunOutput
 from headwater.errors import VersionNotFound
-from headwater.server import queries
 from headwater.server.deps import CatalogDep, Limit, Offset, Read
 
 router = APIRouter(tags=["runs"])

@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from headwater.api import Catalog
+from headwater.catalog import listings as queries
 from headwater.catalog.models import Report, Run, Version
 from headwater.errors import InvalidArgument, VersionNotFound
-from headwater.server import queries
 from headwater.server.deps import (
     CatalogDep,
     Limit,

@@ -1,9 +1,11 @@
-"""Read queries the server needs that the Python API answers one row at a time.
+"""Set-based read queries for listings (the server's pages and JSON) that the Python API answers
+one row at a time.
 
-Why here: ``Catalog.datasets()`` issues a few queries per dataset, fine for a CLI listing and too
-slow for a page of thousands under 200 concurrent readers. These are a handful of set-based
-queries per page (latest versions, counts, aliases, producing jobs), read-only, on the same
-models.
+Why in ``catalog/``: queries live in one layer (ADR 0004); the server's routes call these (this
+was ``server/queries.py``). Why set-based: ``Catalog.datasets()`` issues a few queries per
+dataset, fine for a CLI listing and too slow for a page of thousands under 200 concurrent
+readers. These are a handful of set-based queries per page (latest versions, counts, aliases,
+producing jobs), read-only, on the same models.
 """
 
 from __future__ import annotations
