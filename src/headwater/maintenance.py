@@ -14,11 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from headwater import _failpoints
-from headwater.catalog import gclock, stores
-from headwater.catalog.models import Report, Version
+from headwater.catalog import gclock
 from headwater.errors import HeadwaterError, InvalidArgument
 from headwater.reporting import report_digests
 from headwater.store.checkout import open_reference, read_manifest
@@ -79,15 +76,14 @@ def live_digests(
     re-read under its lock.
     """
     with cat.session() as s:
-        # in_store: rows of the catalog's own store record ".", not the path (catalog/stores.py)
+        # the same reads gc repeats under its lock (catalog/gclock.py); rows of the catalog's own
+        # store record ".", not the path, and these find them (catalog/stores.py)
         where = cat.settings.catalog_url
-        roots = s.scalars(select(Version.digest)
-                          .where(stores.in_store(Version.store_url, store_url, where))).all()
-        reports = s.execute(select(Report.body, Report.digest)
-                            .where(stores.in_store(Report.store_url, store_url, where))).all()
+        roots = gclock.version_roots(s, store_url, where)
+        reports = gclock.report_rows(s, store_url, where)
     store = cat.store_for(store_url)
-    live: set[str] = {d for body, digest in reports for d in report_digests(body or {}, digest)}
-    for root in set(roots):
+    live: set[str] = {d for _id, body, digest in reports for d in report_digests(body, digest)}
+    for root in roots:
         _add_manifest(store, root, live, damaged)
         if seen is not None:
             seen.add(root)
