@@ -13,10 +13,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from headwater.catalog import repo, stores
+from headwater.catalog import reports as catalog_reports
 from headwater.catalog.models import Dataset, Report, Version, VersionAnnotation, utcnow
 from headwater.errors import InvalidArgument, VersionNotFound
 from headwater.reports import (
@@ -123,10 +123,7 @@ class ReportsMixin:
         text = ref if isinstance(ref, str) else ref.ref
         with self.session() as s:
             v = self._resolve_row(s, text)
-            q = select(Report).where(Report.version_id == v.id)
-            if name is not None:
-                q = q.where(Report.name == name)
-            rows = s.scalars(q.order_by(Report.id.desc())).all()
+            rows = catalog_reports.reports_of(s, v.id, name=name)
             return [report_info(r, _ref(v)) for r in rows]
 
     def report_payload(self, report: ReportInfo, *, item: int | None = None) -> bytes:
@@ -150,14 +147,9 @@ class ReportsMixin:
         """``(version number, value)`` of the newest scalar report ``name`` on each version."""
         with self.session() as s:
             ds = repo.get_dataset(s, self.dataset_name(dataset))  # type: ignore[attr-defined]
-            rows = s.execute(
-                select(Version.number, Report.body, Report.id)
-                .join(Report, Report.version_id == Version.id)
-                .where(Version.dataset_id == ds.id, Report.name == name, Report.kind == "scalar")
-                .order_by(Version.number, Report.id)
-            ).all()
+            rows = catalog_reports.scalar_bodies(s, ds.id, name)
         latest: dict[int, float] = {}
-        for number, body, _ in rows:
+        for number, body in rows:
             latest[number] = float(body["value"])
         return sorted(latest.items())
 
@@ -181,8 +173,7 @@ class ReportsMixin:
         text = ref if isinstance(ref, str) else ref.ref
         with self.session() as s:
             v = self._resolve_row(s, text)
-            rows = s.scalars(select(VersionAnnotation).where(VersionAnnotation.version_id == v.id)
-                             .order_by(VersionAnnotation.id)).all()
+            rows = catalog_reports.annotation_history(s, v.id)
             return [{"description": r.description, "properties": r.properties,
                      "at": r.created_at.isoformat(), "actor": r.actor} for r in rows]
 

@@ -28,8 +28,9 @@ from headwater.catalog.models import (
     RunInput,
     RunOutput,
     Version,
-    VersionAnnotation,
 )
+from headwater.catalog.repo import current_annotation
+from headwater.catalog.reports import reports_of
 from headwater.catalog.status import retracted_aliases, retracted_ids
 
 
@@ -169,8 +170,7 @@ def version_row(v: Version, *, job: str | None, aliases: Sequence[str],
 
 
 def annotation(s: Session, version_id: int) -> dict[str, Any] | None:
-    row = s.scalar(select(VersionAnnotation).where(VersionAnnotation.version_id == version_id)
-                   .order_by(VersionAnnotation.id.desc()).limit(1))
+    row = current_annotation(s, version_id)
     if row is None:
         return None
     return {"description": row.description, "properties": row.properties or {},
@@ -185,8 +185,7 @@ def report_rows(s: Session, version_id: int) -> list[dict[str, Any]]:
          "size": r.size, "digest": r.digest, "body": r.body or {},
          "created_at": _iso(r.created_at), "run_id": r.run_id,
          "has_payload": bool(r.digest and r.store_url)}
-        for r in s.scalars(select(Report).where(Report.version_id == version_id)
-                           .order_by(Report.id.desc())).all()
+        for r in reports_of(s, version_id)
     ]
 
 
