@@ -152,3 +152,15 @@ def test_state_input_does_not_make_a_version_stale(catalog: Catalog, tmp_path: P
         run.log_output(_file(tmp_path, "ids 2"), name="ids")
     out = run.outputs[0].ref
     assert _status(catalog, out) == ("fresh", [])
+
+
+def test_explicit_parents_carry_retraction(catalog: Catalog, tmp_path: Path) -> None:
+    """A version logged with ``parents=`` (no run read it) is downstream too, as in lineage."""
+    bad = catalog.log(_file(tmp_path, "corpus"), name="corpus")
+    child = catalog.log(_file(tmp_path, "hand-made"), name="curated", parents=[bad.ref])
+    down = _step(catalog, tmp_path, "train", [child.ref], "model")
+    catalog.retract(bad.ref, reason="bad", actor="ana")
+    assert _status(catalog, child.ref) == (
+        "stale", [{"cause": "input_retracted", "input": bad.ref}])
+    assert _status(catalog, down) == (
+        "stale", [{"cause": "input_retracted", "input": bad.ref, "via": child.ref}])
