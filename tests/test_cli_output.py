@@ -125,3 +125,70 @@ def test_catalog_new_file_in_an_existing_folder_is_created(hw, tmp_path: Path) -
     (tmp_path / "here").mkdir()
     hw("--catalog", f"sqlite:///{tmp_path / 'here' / 'catalog.db'}", "ls")
     assert (tmp_path / "here" / "catalog.db").exists()
+
+
+# -- 4. S3/GCS mistakes are one line ------------------------------------------------------------
+def _headwater(tmp_path: Path, *args: str, options: dict | None = None,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``headwater`` in a fresh process with no AWS credentials anywhere but ``options``."""
+    import json
+    import os
+    import sys
+
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "HEADWATER_", "GOOGLE_", "STORAGE_EMULATOR"))}
+    base.update(HEADWATER_HOME=str(tmp_path / "home"), AWS_EC2_METADATA_DISABLED="true",
+                AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+                AWS_CONFIG_FILE=str(tmp_path / "none"), HOME=str(tmp_path),
+                GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
+    if options is not None:
+        base["HEADWATER_STORE_OPTIONS"] = json.dumps(options)
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "headwater", *args], env=base,
+                          capture_output=True, text=True, timeout=180)
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_s3_missing_bucket_is_one_line(s3_server, data_dir: Path, tmp_path: Path) -> None:
+    from tests.emulators import s3_storage_options
+
+    proc = _headwater(tmp_path, "--store", "s3://no-such-bucket-hw/store", "add", str(data_dir),
+                      "--name", "x", options=s3_storage_options(s3_server))
+    _one_line(proc, "bucket", "no-such-bucket-hw", "does not exist")
+
+
+def test_s3_without_credentials_is_one_line(s3_store, data_dir: Path, tmp_path: Path) -> None:
+    options = {"client_kwargs": s3_store.storage_options["client_kwargs"]}  # no key/secret
+    for args in (("--store", s3_store.url, "add", str(data_dir), "--name", "x"),
+                 ("add", f"{s3_store.url}/data", "--name", "y")):
+        _one_line(_headwater(tmp_path, *args, options=options), "credentials", "AWS_")
+
+
+def test_s3_bad_endpoint_is_one_line(s3_store, data_dir: Path, tmp_path: Path) -> None:
+    options = {**s3_store.storage_options, "client_kwargs": {"endpoint_url": "http://127.0.0.1:1"},
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    proc = _headwater(tmp_path, "--store", s3_store.url, "add", str(data_dir), "--name", "x",
+                      options=options)
+    line = _one_line(proc, "cannot reach", "127.0.0.1:1")
+    assert "list-type" not in line  # the endpoint, not a request URL
+
+
+def test_gcs_missing_bucket_and_bad_endpoint_are_one_line(
+    gcs_server, data_dir: Path, tmp_path: Path
+) -> None:
+    from tests.emulators import gcs_storage_options
+
+    add = ("add", str(data_dir), "--name", "x")
+    options = gcs_storage_options(gcs_server)
+    _one_line(_headwater(tmp_path, "--store", "gs://no-such-bucket-hw/store", *add,
+                         options=options), "bucket", "no-such-bucket-hw", "does not exist")
+    bad = {**options, "endpoint_url": "http://127.0.0.1:1"}
+    _one_line(_headwater(tmp_path, "--store", "gs://no-such-bucket-hw/store", *add,
+                         options=bad), "cannot reach", "127.0.0.1:1")

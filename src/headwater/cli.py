@@ -48,12 +48,34 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
             raise UserError(str(exc)) from exc
-        except OSError as exc:
-            # unreadable files, names over NAME_MAX, paths over PATH_MAX, a file where a
-            # directory should be: the system's words and the path, on one line
-            raise UserError(_os_error_line(exc)) from exc
+        except Exception as exc:
+            # S3/GCS: no credentials, an unreachable endpoint, a missing bucket (botocore's
+            # and aiohttp's own classes, or a FileNotFoundError naming no bucket)
+            from headwater.store.backends import remote_error
+
+            remote = remote_error(exc, _urls_of(args, kwargs))
+            if remote is not None:
+                raise UserError(str(remote)) from exc
+            if isinstance(exc, OSError):
+                # unreadable files, names over NAME_MAX, paths over PATH_MAX, a file where a
+                # directory should be: the system's words and the path, on one line
+                raise UserError(_os_error_line(exc)) from exc
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _urls_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The store and source URLs a command used, to name them in a storage error."""
+    urls = [str(v) for v in kwargs.values() if isinstance(v, str) and "://" in v]
+    ctx = next((a for a in args if isinstance(a, click.Context)), None)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict):
+        cat = obj.get("catalog")
+        store = cat.settings.store_url if cat is not None else obj.get("store_url")
+        if store:
+            urls.insert(0, str(store))
+    return urls
 
 
 class _WarningLine(logging.Handler):
@@ -64,9 +86,20 @@ class _WarningLine(logging.Handler):
         click.echo(f"headwater: warning: {record.getMessage()}", err=True)
 
 
+#: Cloud-storage libraries that log their retries and tracebacks at WARNING/ERROR: with no
+#: handler configured, Python's last-resort handler printed them (a 40-line traceback of
+#: gcsfs's "_request out of retries") before the one-line error. A program that configures
+#: logging still gets them through propagation.
+_QUIET_LIBRARIES = ("gcsfs", "s3fs", "fsspec", "aiobotocore", "botocore", "google", "urllib3")
+
+
 def _show_warnings() -> None:
     """Only the store's: what a snapshot left out belongs on the terminal; lineage delivery
     retries and the like stay in the log."""
+    for name in _QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        if not library.handlers:
+            library.addHandler(logging.NullHandler())
     logger = logging.getLogger("headwater.store.snapshot")
     if not any(isinstance(h, _WarningLine) for h in logger.handlers):
         handler = _WarningLine(logging.WARNING)

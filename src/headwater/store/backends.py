@@ -9,9 +9,11 @@ size + mtime_ns).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -103,3 +105,72 @@ def content_fingerprint(fs: AbstractFileSystem, info: Mapping[str, Any]) -> dict
     elif info.get("created") is not None:
         fp["created"] = str(info["created"])
     return fp
+
+
+_REMOTE = ("s3", "s3a", "gs", "gcs")
+#: A gcsfs request URL on a bucket itself (listing or uploading: ``/b/BUCKET/o``), not on one of
+#: its objects: a 404 there means the bucket is missing.
+_GCS_BUCKET_URL = re.compile(r"/b/([^/?]+)(?:/o)?(?:\?|\)|$)")
+
+
+def remote_error(exc: BaseException, urls: Sequence[str] = ()) -> StoreUnavailable | None:
+    """The one line a user should read for a cloud-storage failure, or None if ``exc`` is not one.
+
+    botocore, gcsfs and aiohttp raise their own classes (no credentials, unreachable endpoint)
+    or a bare ``FileNotFoundError`` for a missing bucket whose message names no bucket (S3) or
+    a request URL (GCS). Translated here, by class name so nothing cloud-specific is imported,
+    and named with ``urls`` (the store and source URLs of the command) so the user sees which
+    bucket or store is meant and what to set.
+    """
+    names = {c.__name__ for c in type(exc).__mro__}
+    remote = [u for u in urls if protocol_of(u) in _REMOTE]
+    where = f" ({', '.join(remote)})" if remote else ""
+    if names & {"NoCredentialsError", "PartialCredentialsError"}:
+        return StoreUnavailable(
+            f"no AWS credentials{where}: {exc}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            'or AWS_PROFILE, give "key"/"secret" in HEADWATER_STORE_OPTIONS, or {"anon": true} '
+            "for a public bucket"
+        )
+    if names & {"DefaultCredentialsError", "RefreshError"}:
+        return StoreUnavailable(
+            f"no Google Cloud credentials{where}: {_first_line(exc)}; set "
+            'GOOGLE_APPLICATION_CREDENTIALS, give "token" in HEADWATER_STORE_OPTIONS, or '
+            '{"token": "anon"} for a public bucket'
+        )
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"}:
+        endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+        parts = urlsplit(endpoint)
+        endpoint = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the S3 endpoint"
+        return StoreUnavailable(
+            f"cannot reach {endpoint}{where}: check the endpoint_url in HEADWATER_STORE_OPTIONS "
+            "(client_kwargs) or AWS_ENDPOINT_URL, and the network"
+        )
+    if "ClientConnectorError" in names:  # aiohttp (gcsfs): refused, DNS, TLS
+        host, port = getattr(exc, "host", "?"), getattr(exc, "port", "?")
+        why = getattr(exc, "strerror", None) or _first_line(exc)
+        return StoreUnavailable(
+            f"cannot reach {host}:{port}{where}: {why}; check the endpoint_url in "
+            "HEADWATER_STORE_OPTIONS (or STORAGE_EMULATOR_HOST) and the network"
+        )
+    if isinstance(exc, FileNotFoundError) and exc.filename is None:
+        text = str(exc)
+        if "bucket does not exist" in text.lower():  # S3 NoSuchBucket, via s3fs
+            buckets = [urlsplit(u).netloc for u in remote if protocol_of(u).startswith("s3")]
+            return _no_bucket(buckets, where)
+        match = _GCS_BUCKET_URL.search(text)
+        if match and "storage/v1" in text:
+            return _no_bucket([match.group(1)], where)
+    return None
+
+
+def _no_bucket(buckets: Sequence[str], where: str) -> StoreUnavailable:
+    which = " or ".join(repr(b) for b in dict.fromkeys(buckets)) or "the bucket"
+    return StoreUnavailable(
+        f"bucket {which} does not exist{where}: create it, or correct --store "
+        "(HEADWATER_STORE_URL) or the source URL"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
