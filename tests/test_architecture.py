@@ -51,10 +51,6 @@ QUERY_EXCEPTIONS = {
     "cli_lineage.py": "outbox inspection commands",
     "lineage/emitter.py": "outbox delivery",
     "server/marquez.py": "Marquez-compatible API",
-    "server/retention.py": "event retention",
-    "server/routes/runs.py": "run pages",
-    "server/routes/versions.py": "version pages",
-    "server/routes/lineage.py": "lineage pages",
 }
 
 

@@ -8,6 +8,8 @@ service that creates the versions (ADR 0004). Functions take an open session and
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -79,5 +81,11 @@ def fold_run(s: Session, src: str, dst: str) -> None:
     s.execute(update(OpenLineageRun).where(OpenLineageRun.run_id == src).values(run_id=dst))
 
 
-__all__ = ["EXTERNAL", "ORIGIN", "event_seen", "fold_run", "is_native", "mapped_dataset",
-           "version_by_digest", "version_by_number"]
+def delete_events_before(s: Session, cutoff: datetime) -> int:
+    """Delete the ingested events received before ``cutoff`` (their retention); how many."""
+    result = s.execute(delete(OpenLineageEvent).where(OpenLineageEvent.received_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["EXTERNAL", "ORIGIN", "delete_events_before", "event_seen", "fold_run", "is_native",
+           "mapped_dataset", "version_by_digest", "version_by_number"]

@@ -189,6 +189,43 @@ def report_rows(s: Session, version_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def version_kinds(s: Session, digests: Sequence[str]) -> dict[str, str]:
+    """``digest -> kind`` of the versions with these root digests (the first 5,000 asked)."""
+    return dict(s.execute(select(Version.digest, Version.kind)
+                          .where(Version.digest.in_(list(digests)[:5000]))).all())
+
+
+def run_page(
+    s: Session, *, job: str | None, namespace: str | None, state: str | None, limit: int,
+    offset: int, count_cap: int,
+) -> tuple[int, Sequence[Run], dict[str, dict[str, int]]]:
+    """A page of runs, newest first: ``(total, runs, {run id: input/output counts})``. The
+    total is counted up to ``count_cap + 1`` only: an exact count of millions of runs costs
+    more than the page."""
+    q = select(Run.id)
+    if job or namespace:
+        q = q.join(Job, Run.job_id == Job.id)
+    if namespace:
+        q = q.join(Namespace, Job.namespace_id == Namespace.id).where(
+            Namespace.name == namespace)
+    if job:
+        q = q.where(Job.name == job)
+    if state:
+        q = q.where(Run.state == state.upper())
+    total = int(s.scalar(select(func.count()).select_from(
+        q.limit(count_cap + 1).subquery())) or 0)
+    page = q.order_by(Run.started_at.desc(), Run.id.desc()).limit(limit).offset(offset)
+    runs = s.scalars(select(Run).where(Run.id.in_(page.scalar_subquery()))
+                     .order_by(Run.started_at.desc(), Run.id.desc())).all()
+    ids = [r.id for r in runs]
+    counts: dict[str, dict[str, int]] = {i: {"inputs": 0, "outputs": 0} for i in ids}
+    for key, model in (("inputs", RunInput), ("outputs", RunOutput)):
+        for rid, n in s.execute(select(model.run_id, func.count())
+                                .where(model.run_id.in_(ids)).group_by(model.run_id)):
+            counts[rid][key] = int(n)
+    return total, runs, counts
+
+
 def run_edges(s: Session, run_id: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for key, model in (("inputs", RunInput), ("outputs", RunOutput)):
@@ -229,6 +266,8 @@ __all__ = [
     "report_rows",
     "run_edges",
     "run_events",
+    "run_page",
+    "version_kinds",
     "version_row",
     "version_rows",
 ]

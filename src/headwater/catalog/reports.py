@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from headwater.catalog.models import Report, Version, VersionAnnotation
@@ -24,6 +24,12 @@ def reports_of(s: Session, version_id: int, *, name: str | None = None) -> Seque
     if name is not None:
         q = q.where(Report.name == name)
     return s.scalars(q.order_by(Report.id.desc())).all()
+
+
+def report_count(s: Session, version_id: int) -> int:
+    """How many reports version ``version_id`` has."""
+    return int(s.scalar(select(func.count()).select_from(Report)
+                        .where(Report.version_id == version_id)) or 0)
 
 
 def scalar_bodies(s: Session, dataset_id: int, name: str) -> list[tuple[int, dict[str, Any]]]:
@@ -45,4 +51,4 @@ def annotation_history(s: Session, version_id: int) -> Sequence[VersionAnnotatio
                      .order_by(VersionAnnotation.id)).all()
 
 
-__all__ = ["annotation_history", "reports_of", "scalar_bodies"]
+__all__ = ["annotation_history", "report_count", "reports_of", "scalar_bodies"]

@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
-
-from headwater.catalog.models import OpenLineageEvent, utcnow
+from headwater.catalog import external
+from headwater.catalog.models import utcnow
 from headwater.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -66,9 +65,7 @@ class EventRetention:
             return 0
         cutoff = utcnow() - self.keep
         with catalog.session() as s:
-            result = s.execute(delete(OpenLineageEvent)
-                               .where(OpenLineageEvent.received_at < cutoff))
-        return int(getattr(result, "rowcount", 0) or 0)
+            return external.delete_events_before(s, cutoff)
 
     def maybe_prune(self, catalog: Catalog) -> None:
         """Prune if due; a failure is logged and retried later, never fails the ingest."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from headwater.catalog.models import Version
+from headwater.catalog import listings
 from headwater.server.deps import CatalogDep, NameP, NamespaceP, Read, SelectorP, version_ref
 
 router = APIRouter(tags=["lineage"])
@@ -23,11 +23,8 @@ def _kinds(catalog: Any, nodes: list[dict[str, Any]]) -> None:
     digests = {n["digest"] for n in nodes if n.get("type") == "version"}
     if not digests:
         return
-    from sqlalchemy import select
-
     with catalog.session() as s:
-        kinds = dict(s.execute(select(Version.digest, Version.kind)
-                               .where(Version.digest.in_(list(digests)[:5000]))).all())
+        kinds = listings.version_kinds(s, list(digests))
     for n in nodes:
         if n.get("type") == "version":
             n["kind"] = kinds.get(n["digest"], "files")

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import func, select
 
 from headwater.catalog import listings as queries
-from headwater.catalog.models import Job, Namespace, Run, RunInput, RunOutput
+from headwater.catalog.models import Run
 from headwater.errors import VersionNotFound
 from headwater.server.deps import CatalogDep, Limit, Offset, Read
 
@@ -50,28 +49,8 @@ def list_runs(
     limit: Limit = 50, offset: Offset = 0,
 ) -> dict[str, Any]:
     with catalog.session() as s:
-        q = select(Run.id)
-        if job or namespace:
-            q = q.join(Job, Run.job_id == Job.id)
-        if namespace:
-            q = q.join(Namespace, Job.namespace_id == Namespace.id).where(
-                Namespace.name == namespace)
-        if job:
-            q = q.where(Job.name == job)
-        if state:
-            q = q.where(Run.state == state.upper())
-        # an exact count of millions of runs costs more than the page: count up to a cap
-        total = int(s.scalar(select(func.count()).select_from(
-            q.limit(COUNT_CAP + 1).subquery())) or 0)
-        page = q.order_by(Run.started_at.desc(), Run.id.desc()).limit(limit).offset(offset)
-        runs = s.scalars(select(Run).where(Run.id.in_(page.scalar_subquery()))
-                         .order_by(Run.started_at.desc(), Run.id.desc())).all()
-        ids = [r.id for r in runs]
-        counts: dict[str, dict[str, int]] = {i: {"inputs": 0, "outputs": 0} for i in ids}
-        for key, model in (("inputs", RunInput), ("outputs", RunOutput)):
-            for rid, n in s.execute(select(model.run_id, func.count())
-                                    .where(model.run_id.in_(ids)).group_by(model.run_id)):
-                counts[rid][key] = int(n)
+        total, runs, counts = queries.run_page(s, job=job, namespace=namespace, state=state,
+                                               limit=limit, offset=offset, count_cap=COUNT_CAP)
         items = [run_summary(r, **counts[r.id]) for r in runs]
     return {"total": min(total, COUNT_CAP), "total_capped": total > COUNT_CAP, "runs": items}
 

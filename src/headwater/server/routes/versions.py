@@ -17,11 +17,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, select
 
 from headwater.api import Catalog
 from headwater.catalog import listings as queries
 from headwater.catalog.models import Report, Run, Version
+from headwater.catalog.reports import report_count
 from headwater.errors import InvalidArgument, VersionNotFound
 from headwater.server.deps import (
     CatalogDep,
@@ -91,8 +91,7 @@ def get_version(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
     out = v.info().to_dict()
     with catalog.session() as s:
         out["annotation"] = queries.annotation(s, v.id)
-        out["reports"] = int(s.scalar(select(func.count()).select_from(Report)
-                                      .where(Report.version_id == v.id)) or 0)
+        out["reports"] = report_count(s, v.id)
         run = s.get(Run, v.run_id) if v.run_id else None
         out["run"] = None if run is None else {
             "id": run.id, "job": f"{run.job.namespace.name}/{run.job.name}",
