@@ -32,9 +32,10 @@ def test_retract_status_and_alias_flags(tmp_path: Path) -> None:
     shown = hw("show", "corpus@production")
     assert "RETRACTED by ana" in shown and "mislabelled [spam]" in shown
     (st,) = json.loads(hw("status", "corpus", "--json"))
-    assert st == {"ref": "default/corpus@1", "status": "retracted",
+    assert st == {"ref": "default/corpus@1", "status": "retracted", "aliases": ["production"],
                   "causes": [{"cause": "retracted", "reason": "mislabelled [spam]"}]}
-    assert "mislabelled [spam]" in hw("status")
+    listed = hw("status")
+    assert "default/corpus@1 (production)" in listed and "mislabelled [spam]" in listed
     hw("unretract", "corpus@1", "--reason", "false alarm")
     assert json.loads(hw("status", "default", "--json"))[0]["status"] == "fresh"
     assert "RETRACTED" not in hw("ls")

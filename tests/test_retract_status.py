@@ -133,7 +133,10 @@ def test_code_and_params_changed_causes(catalog: Catalog, tmp_path: Path) -> Non
     src = catalog.log(_file(tmp_path, "a"), name="corpus")
     a = _step(catalog, tmp_path, "clean", [src.ref], "clean", code="v1", params={"k": 1})
     down = _step(catalog, tmp_path, "train", [a], "model")
+    catalog.alias(a, "production")
     b = _step(catalog, tmp_path, "clean", [src.ref], "clean", code="v2", params={"k": 1})
+    (flagged,) = catalog.status(a)  # an alias on a stale version is shown with it
+    assert (flagged.status, flagged.aliases) == ("stale", ["production"])
     state, causes = _status(catalog, a)
     assert state == "stale" and [c["cause"] for c in causes] == ["code_changed"]
     assert _status(catalog, down) == ("stale", [{"cause": "upstream_stale", "input": a}])

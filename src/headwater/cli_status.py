@@ -83,7 +83,8 @@ def status(ctx: click.Context, target: str | None, all_versions: bool, as_json: 
     colour = {"fresh": "green", "stale": "yellow", "retracted": "red"}
     for st in items:
         # Text, not markup: refs and reasons are data (``[draft]`` must print as typed)
-        table.add_row(Text(st.ref), Text(st.status, style=colour[st.status]),
+        name = st.ref + (f" ({', '.join(st.aliases)})" if st.aliases else "")
+        table.add_row(Text(name), Text(st.status, style=colour[st.status]),
                       Text("; ".join(cause_text(c) for c in st.causes) or "-"))
     cli.out.print(table)
 

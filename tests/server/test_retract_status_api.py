@@ -45,8 +45,9 @@ def test_alias_flag_and_status_field(client: TestClient) -> None:
         "production"]
     v2 = client.get(V2).json()
     assert v2["retracted"] is True and v2["status"]["status"] == "retracted"
+    assert v2["status"]["aliases"] == ["production"]
     summary = client.get(f"{API}/versions/t/summary/1").json()["status"]
-    assert summary == {"ref": "t/summary@1", "status": "stale",
+    assert summary == {"ref": "t/summary@1", "status": "stale", "aliases": [],
                        "causes": [{"cause": "input_retracted", "input": "t/users@2"}]}
     status = client.get(f"{API}/status", params={"namespace": "t"}).json()["versions"]
     assert {s["ref"]: s["status"] for s in status} == {"t/summary@1": "stale",

@@ -225,9 +225,12 @@ class VersionStatus:
     status: str = "fresh"
     causes: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
+    #: aliases pointing at this version: flagged with it when it is stale or retracted
+    aliases: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "status": self.status, "causes": self.causes}
+        return {"ref": self.ref, "status": self.status, "causes": self.causes,
+                "aliases": self.aliases}
 
 
 def _params_differ(session: Session) -> str:
@@ -290,9 +293,17 @@ def status_of(
     named |= {int(d) for vid in wanted for c, _, d in causes.get(vid, ())
               if c == "input_retracted" and d is not None}
     refs = _refs(session, named)
+    aliases: dict[int, list[str]] = {}
+    for i in range(0, len(wanted), 5000):
+        chunk = sorted(wanted)[i:i + 5000]
+        for vid, name in session.execute(select(Alias.version_id, Alias.name)
+                                         .where(Alias.version_id.in_(chunk))
+                                         .order_by(Alias.name)):
+            aliases.setdefault(vid, []).append(name)
     out = []
     for vid, ns, ds, number, created_at in rows:
-        st = VersionStatus(ref=f"{ns}/{ds}@{number}", id=vid, created_at=created_at)
+        st = VersionStatus(ref=f"{ns}/{ds}@{number}", id=vid, created_at=created_at,
+                           aliases=aliases.get(vid, []))
         seen: set[tuple[str, str | None, str | None]] = set()
         for cause, other, detail in causes.get(vid, ()):
             if cause == "retracted":
