@@ -108,9 +108,7 @@ def flush(as_json: bool, include_failed: bool, limit: int | None, wait_seconds: 
     Backoff is ignored, and events claimed by a process of this host that has exited are taken
     over at once. Exit status 2 when an event stays undelivered, with the reason.
     """
-    from sqlalchemy import func, select
-
-    from headwater.catalog.models import LineageOutbox
+    from headwater.catalog import outbox
     from headwater.lineage.emitter import Emitter, not_sent, outbox_status
 
     emitter = Emitter()
@@ -118,7 +116,7 @@ def flush(as_json: bool, include_failed: bool, limit: int | None, wait_seconds: 
     with _open_catalog() as cat:
         try:
             with cat.engine.connect() as conn:  # what exists now; later rows are not ours
-                upto = conn.execute(select(func.max(LineageOutbox.id))).scalar()
+                upto = outbox.newest_id(conn)
             options: dict[str, Any] = {
                 "ignore_backoff": True,
                 "include_failed": include_failed,
