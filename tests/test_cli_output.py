@@ -192,3 +192,42 @@ def test_gcs_missing_bucket_and_bad_endpoint_are_one_line(
     bad = {**options, "endpoint_url": "http://127.0.0.1:1"}
     _one_line(_headwater(tmp_path, "--store", "gs://no-such-bucket-hw/store", *add,
                          options=bad), "cannot reach", "127.0.0.1:1")
+
+
+# -- 5. show, versions, add --label/--description, run show -------------------------------------
+def test_show_and_versions_print_label_description_properties_inputs(hw, tmp_path: Path) -> None:
+    """``show`` printed none of these (only ``--json`` had them); ``versions`` had no label."""
+    hw("add", str(_table(tmp_path / "raw", "id\n1\n")), "--name", "t/raw")
+    logged = hw("add", str(_table(tmp_path / "c", "id\n2\n")), "--name", "t/clean",
+                "--label", "v1.0-kaggle", "--description", "cleaned [draft] users",
+                "--parent", "t/raw@1")
+    assert "t/clean@1" in logged.stdout
+    shown = hw("show", "t/clean@v1.0-kaggle").stdout
+    assert "label       v1.0-kaggle" in shown or "v1.0-kaggle" in shown.split("label", 1)[1]
+    assert "cleaned [draft] users" in shown
+    assert "t/raw@1" in shown.split("inputs", 1)[1]
+    table = hw("versions", "t/clean").stdout.splitlines()
+    assert "label" in table[0].split() and "v1.0-kaggle" in table[1].split()
+
+
+def test_show_prints_properties(hw, tmp_path: Path) -> None:
+    from headwater.api import Catalog
+
+    hw("add", str(_table(tmp_path / "c", "id\n2\n")), "--name", "t/p")
+    with Catalog.open(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}",
+                      store_url=str(tmp_path / "home" / "store")) as cat:
+        cat.annotate("t/p@1", properties={"owner": "ml-team"})
+    assert "owner" in hw("show", "t/p@1").stdout.split("properties", 1)[1]
+
+
+def test_run_show_by_id_or_prefix(hw, tmp_path: Path) -> None:
+    import json
+
+    hw("add", str(_table(tmp_path / "c", "id\n2\n")), "--name", "t/r")
+    run_id = json.loads(hw("runs", "--json").stdout)[0]["id"]
+    for given in (run_id, run_id[:13]):
+        text = hw("run", "show", given).stdout
+        assert run_id in text and "COMPLETED" in text and "t/r@1" in text
+    assert json.loads(hw("run", "show", run_id[:13], "--json").stdout)["id"] == run_id
+    missing = hw("run", "show", "ffffffff", ok=False)
+    assert missing.returncode == 2 and "no run" in missing.stderr

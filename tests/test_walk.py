@@ -89,6 +89,7 @@ def test_snapshot_with_a_shared_walk_equals_one_without(
         (["add", "--name", "add", "--meta", "k=v", "file://{d}"], "{d}"),
         (["add", "{d}", "--name", "x", "--reference"], None),
         (["add", "s3://bucket/prefix", "--name", "x"], None),
+        (["add", "--label", "{d}", "--description", "{d}", "s3://b/p", "--name", "x"], None),
         (["add", "{d}/missing", "--name", "x"], None),
         (["get", "x@1", "{d}"], None),
         (["--store", "add", "get", "{d}"], None),

@@ -592,11 +592,9 @@ class Catalog(ReportsMixin):
             return [run_info(s, r) for r in s.scalars(q).all()]
 
     def get_run(self, run_id: str) -> RunInfo:
+        """The run with id ``run_id`` or a unique prefix of one."""
         with self.session() as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise VersionNotFound(f"no run with id {run_id}")
-            return run_info(s, run)
+            return run_info(s, repo.find_run(s, run_id))
 
     def cached_run(self, key: str | None, *, exclude: str) -> RunInfo | None:
         """The latest completed run with cache key ``key`` (other than run ``exclude``)."""

@@ -196,6 +196,9 @@ def main(ctx: click.Context, catalog_url: str | None, store_url: str | None) -> 
 @click.option("--reference", is_flag=True, help="Track the data in place instead of copying it.")
 @click.option("--key", default=None, help="Comma-separated key columns for row diffs of tables.")
 @click.option("--parent", "parents", multiple=True, help="Parent version reference (repeatable).")
+@click.option("--label", default=None,
+              help="Immutable name of the new version, usable as NAME@LABEL (e.g. 1.0-kaggle).")
+@click.option("--description", default=None, help="What this version is (editable later).")
 @click.option(
     "--follow-symlinks",
     type=click.Choice(["none", "inside", "all"]),
@@ -216,6 +219,8 @@ def add(
     reference: bool,
     key: str | None,
     parents: tuple[str, ...],
+    label: str | None,
+    description: str | None,
     follow_symlinks: str,
     as_json: bool,
 ) -> None:
@@ -231,6 +236,8 @@ def add(
         reference=reference,
         key=key.split(",") if key else None,
         parents=parents,
+        label=label,
+        description=description,
         follow_symlinks=follow_symlinks,
     )
     if as_json:
@@ -280,11 +287,13 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
         _emit_json([v.info().to_dict() for v in items])
         return
     table = Table(
-        "#", "digest", "kind", "files", "size", "rows", "created", "run", "aliases", box=None
+        "#", "label", "digest", "kind", "files", "size", "rows", "created", "run", "aliases",
+        box=None,
     )
     for v in items:
         table.add_row(
             str(v.number),
+            v.label or "-",
             v.short_digest,
             v.kind,
             str(v.file_count),
@@ -321,11 +330,20 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         f"  content   {v.file_count} file(s), {_human_size(v.size)}"
         + (f", {v.row_count} rows" if v.row_count is not None else "")
     )
+    if v.label:
+        out.print(f"  label     {v.label}")
+    if v.description:
+        out.print(f"  description {v.description}")
+    if v.properties:
+        out.print(f"  properties {json.dumps(v.properties, sort_keys=True, default=str)}")
     if v.aliases:
         flag = "  (point at a RETRACTED version)" if v.retracted else ""
         out.print(f"  aliases   {', '.join(v.aliases)}{flag}")
     if v.parents:
         out.print(f"  parents   {', '.join(v.parents)}")
+    inputs = cat.get_run(v.run_id).inputs if v.run_id else ()
+    if inputs:
+        out.print(f"  inputs    {', '.join(inputs)}  (read by run {v.run_id})")
     if v.schema:
         out.print("  schema    " + ", ".join(f"{c['name']}: {c['type']}" for c in v.schema))
     if v.metadata:
@@ -611,6 +629,40 @@ def runs(ctx: click.Context, limit: int, job: str | None, state: str | None, as_
             ", ".join(r.outputs) + (f" (reused {r.reused_run_id[:13]})" if r.reused_run_id else ""),
         )
     out.print(table)
+
+
+@main.group("run")
+def run_group() -> None:
+    """One run: ``headwater run show ID``."""
+
+
+@run_group.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+@friendly
+def run_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show run RUN_ID (the full id or a unique prefix, as `runs` prints it)."""
+    r = _catalog(ctx).get_run(run_id)
+    if as_json:
+        _emit_json(r.to_dict())
+        return
+    out.print(f"run {r.id}  {r.namespace}/{r.job}  {r.state}")
+    out.print(f"  started   {r.started_at.isoformat()}"
+              + (f"  ended {r.ended_at.isoformat()}" if r.ended_at else ""))
+    for what, value in (
+        ("inputs", ", ".join(r.inputs)),
+        ("outputs", ", ".join(r.outputs)),
+        ("reused", r.reused_run_id),
+        ("retry of", r.retry_of),
+        ("params", json.dumps(r.params, sort_keys=True, default=str) if r.params else ""),
+        ("code", r.code_fingerprint),
+        ("cache key", r.cache_key),
+        ("engine", json.dumps(r.engine, sort_keys=True, default=str) if r.engine else ""),
+        ("error", r.error),
+    ):
+        if value:
+            out.print(f"  {what:<9} {value}")
 
 
 @main.command()

@@ -15,7 +15,8 @@ import sys
 
 #: ``headwater`` options that take a value, before the command and after ``add``.
 _GLOBAL_VALUED = {"--catalog", "--store"}
-_ADD_VALUED = {"--name", "--type", "--meta", "--key", "--parent", "--follow-symlinks"}
+_ADD_VALUED = {"--name", "--type", "--meta", "--key", "--parent", "--follow-symlinks", "--label",
+               "--description"}
 
 
 def local_source_of_add(argv: list[str]) -> str | None:

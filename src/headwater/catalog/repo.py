@@ -21,6 +21,7 @@ from headwater.catalog.models import (
     Dataset,
     Job,
     Namespace,
+    Run,
     Version,
     VersionAnnotation,
     VersionParent,
@@ -361,3 +362,19 @@ def current_annotation(session: Session, version_id: int) -> VersionAnnotation |
         select(VersionAnnotation).where(VersionAnnotation.version_id == version_id)
         .order_by(VersionAnnotation.id.desc()).limit(1)
     )
+
+
+def find_run(session: Session, run_id: str) -> Run:
+    """The run ``run_id`` names: its full id, or a prefix of one (``runs`` prints 13
+    characters). Raises ``VersionNotFound`` or ``AmbiguousReference``."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        return run
+    matches = session.scalars(
+        select(Run).where(Run.id.startswith(run_id, autoescape=True)).limit(2)
+    ).all() if len(run_id) >= 4 else []
+    if not matches:
+        raise VersionNotFound(f"no run with id {run_id}; `headwater runs` lists recent runs")
+    if len(matches) > 1:
+        raise AmbiguousReference(f"run id prefix {run_id} matches several runs; give more")
+    return matches[0]
