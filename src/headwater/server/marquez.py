@@ -16,48 +16,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from headwater.catalog import stores
-from headwater.catalog.models import (
-    Dataset,
-    Job,
-    Namespace,
-    OpenLineageDataset,
-    Run,
-    RunInput,
-    RunOutput,
-    Version,
-)
+from headwater.catalog import job_graph, stores
+from headwater.catalog.job_graph import walk
+from headwater.catalog.models import Run
 from headwater.errors import DatasetNotFound, InvalidArgument
 from headwater.lineage.naming import LOGICAL_NAMESPACE, catalog_dataset
 from headwater.server.ol_names import catalog_part, dataset_key, job_name
 
 MAX_DEPTH = 100
-MAX_NODES = 5000
-CHUNK = 5000
 _PART = r"([A-Za-z0-9][A-Za-z0-9_.\-]*)"
 _NATIVE = re.compile(rf"(?:^|/)datasets/{_PART}/{_PART}$")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _chunks(items: Iterable[Any]) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _splits(text: str) -> Iterable[tuple[str, str]]:
@@ -68,10 +45,9 @@ def _splits(text: str) -> Iterable[tuple[str, str]]:
 
 
 def _find_dataset(s: Session, ns: str, name: str) -> int | None:
-    found = s.scalar(select(OpenLineageDataset.dataset_id)
-                     .where(OpenLineageDataset.key == dataset_key(ns, name)))
+    found = job_graph.mapped_dataset_id(s, dataset_key(ns, name))
     if found is not None:
-        return int(found)
+        return found
     candidates = []
     if ns == LOGICAL_NAMESPACE and "/" in name:
         candidates.append(tuple(name.split("/", 1)))
@@ -80,19 +56,17 @@ def _find_dataset(s: Session, ns: str, name: str) -> int | None:
         candidates.append((native.group(1), native.group(2)))
     candidates.append((ns, name))
     for c_ns, c_name in candidates:
-        ds_id = s.scalar(select(Dataset.id).join(Namespace, Dataset.namespace_id == Namespace.id)
-                         .where(Namespace.name == c_ns, Dataset.name == c_name))
+        ds_id = job_graph.dataset_id(s, c_ns, c_name)
         if ds_id is not None:
-            return int(ds_id)
+            return ds_id
     return None
 
 
 def _find_job(s: Session, ns: str, name: str) -> int | None:
     for c_ns, c_name in ((ns, name), (catalog_part(ns), job_name(name))):
-        job_id = s.scalar(select(Job.id).join(Namespace, Job.namespace_id == Namespace.id)
-                          .where(Namespace.name == c_ns, Job.name == c_name))
-        if job_id is not None:
-            return int(job_id)
+        found = job_graph.job_id(s, c_ns, c_name)
+        if found is not None:
+            return found
     return None
 
 
@@ -110,105 +84,6 @@ def resolve_node(s: Session, node_id: str) -> tuple[str, int]:
         if found is not None:
             return kind, found
     raise DatasetNotFound(f"no {kind} matches nodeId {node_id[:200]!r}")
-
-
-@dataclass
-class _Walk:
-    datasets: set[int] = field(default_factory=set)
-    jobs: set[int] = field(default_factory=set)
-    reads: set[tuple[int, int]] = field(default_factory=set)  # (dataset, job)
-    writes: set[tuple[int, int]] = field(default_factory=set)  # (job, dataset)
-    truncated: bool = False
-
-
-def _touching(s: Session, ids: set[int], walk: _Walk, *, from_jobs: bool) -> set[int]:
-    """Read and write edges of the given datasets (or jobs); returns the jobs (or datasets)
-    at their other end."""
-    found: set[int] = set()
-    for batch in _chunks(ids):
-        where = Run.job_id.in_(batch) if from_jobs else Version.dataset_id.in_(batch)
-        for ds_id, job_id in s.execute(
-            select(Version.dataset_id, Run.job_id).distinct()
-            .join(RunInput, RunInput.version_id == Version.id)
-            .join(Run, Run.id == RunInput.run_id).where(where)
-        ):
-            walk.reads.add((ds_id, job_id))
-            found.add(ds_id if from_jobs else job_id)
-        for job_id, ds_id in s.execute(
-            select(Run.job_id, Version.dataset_id).distinct()
-            .join(RunOutput, RunOutput.run_id == Run.id)
-            .join(Version, Version.id == RunOutput.version_id).where(where)
-        ):
-            walk.writes.add((job_id, ds_id))
-            found.add(ds_id if from_jobs else job_id)
-    return found
-
-
-def _jobs_touching(s: Session, dataset_ids: set[int], walk: _Walk) -> set[int]:
-    return _touching(s, dataset_ids, walk, from_jobs=False)
-
-
-def _datasets_touching(s: Session, job_ids: set[int], walk: _Walk) -> set[int]:
-    return _touching(s, job_ids, walk, from_jobs=True)
-
-
-def walk(s: Session, kind: str, start: int, depth: int) -> _Walk:
-    """The neighbourhood of the start node, up to ``depth`` job hops in both directions."""
-    w = _Walk()
-    if kind == "dataset":
-        w.datasets.add(start)
-        frontier_jobs = _jobs_touching(s, {start}, w)
-    else:
-        frontier_jobs = {start}
-    for _ in range(max(depth, 1) if kind == "job" else depth):
-        frontier_jobs -= w.jobs
-        if not frontier_jobs:
-            break
-        w.jobs |= frontier_jobs
-        new_ds = _datasets_touching(s, frontier_jobs, w) - w.datasets
-        w.datasets |= new_ds
-        if len(w.datasets) + len(w.jobs) > MAX_NODES:
-            w.truncated = True
-            break
-        frontier_jobs = _jobs_touching(s, new_ds, w) if new_ds else set()
-    w.reads = {(d, j) for d, j in w.reads if d in w.datasets and j in w.jobs}
-    w.writes = {(j, d) for j, d in w.writes if d in w.datasets and j in w.jobs}
-    return w
-
-
-def _dataset_ids(s: Session, ids: set[int]) -> dict[int, tuple[str, str]]:
-    """OpenLineage ``(namespace, name)`` of each catalog dataset."""
-    out: dict[int, tuple[str, str]] = {}
-    for batch in _chunks(ids):
-        first = (select(OpenLineageDataset.dataset_id, func.min(OpenLineageDataset.id).label("m"))
-                 .where(OpenLineageDataset.dataset_id.in_(batch))
-                 .group_by(OpenLineageDataset.dataset_id).subquery())
-        for m in s.scalars(select(OpenLineageDataset).join(first, OpenLineageDataset.id ==
-                                                           first.c.m)):
-            out[m.dataset_id] = (m.namespace, m.name)
-    return out
-
-
-def _latest(s: Session, dataset_ids: set[int]) -> dict[int, Version]:
-    out: dict[int, Version] = {}
-    for batch in _chunks(dataset_ids):
-        top = (select(Version.dataset_id, func.max(Version.number).label("n"))
-               .where(Version.dataset_id.in_(batch)).group_by(Version.dataset_id).subquery())
-        for v in s.scalars(select(Version).join(top, and_(Version.dataset_id == top.c.dataset_id,
-                                                          Version.number == top.c.n))):
-            out[v.dataset_id] = v
-    return out
-
-
-def _latest_runs(s: Session, job_ids: set[int]) -> dict[int, Run]:
-    out: dict[int, Run] = {}
-    for batch in _chunks(job_ids):
-        top = (select(Run.job_id, func.max(Run.started_at).label("t"))
-               .where(Run.job_id.in_(batch)).group_by(Run.job_id).subquery())
-        for r in s.scalars(select(Run).join(top, and_(Run.job_id == top.c.job_id,
-                                                      Run.started_at == top.c.t))):
-            out.setdefault(r.job_id, r)
-    return out
 
 
 def _run_data(r: Run | None) -> dict[str, Any] | None:
@@ -229,14 +104,12 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
     if depth < 0 or depth > MAX_DEPTH:
         raise InvalidArgument(f"depth must be between 0 and {MAX_DEPTH}, not {depth}")
     kind, start = resolve_node(s, node_id)
-    w = walk(s, kind, start, depth)
-    datasets = {d.id: d for batch in _chunks(w.datasets)
-                for d in s.scalars(select(Dataset).where(Dataset.id.in_(batch)))}
-    jobs = {j.id: j for batch in _chunks(w.jobs)
-            for j in s.scalars(select(Job).where(Job.id.in_(batch)))}
-    mapped = _dataset_ids(s, w.datasets)
-    latest = _latest(s, w.datasets)
-    runs = _latest_runs(s, w.jobs)
+    w = job_graph.walk(s, kind, start, depth)
+    datasets = job_graph.datasets_by_id(s, w.datasets)
+    jobs = job_graph.jobs_by_id(s, w.jobs)
+    mapped = job_graph.openlineage_names(s, w.datasets)
+    latest = job_graph.latest_versions(s, w.datasets)
+    runs = job_graph.latest_runs(s, w.jobs)
 
     def ds_ident(ds_id: int) -> tuple[str, str]:
         if ds_id in mapped:
@@ -313,4 +186,4 @@ def _sorted(edges: list[dict[str, str]] | None) -> list[dict[str, str]]:
     return sorted(edges or [], key=lambda e: (e["origin"], e["destination"]))
 
 
-__all__ = ["graph", "resolve_node", "walk"]
+__all__ = ["graph", "resolve_node", "walk"]  # walk: catalog/job_graph.py
