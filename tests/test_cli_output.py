@@ -231,3 +231,25 @@ def test_run_show_by_id_or_prefix(hw, tmp_path: Path) -> None:
     assert json.loads(hw("run", "show", run_id[:13], "--json").stdout)["id"] == run_id
     missing = hw("run", "show", "ffffffff", ok=False)
     assert missing.returncode == 2 and "no run" in missing.stderr
+
+
+# -- 6. diff: suggest a key, page changed rows ---------------------------------------------------
+def test_diff_of_tables_without_a_key_suggests_one(hw, tmp_path: Path) -> None:
+    hw("add", str(_table(tmp_path / "a", "grp,user_id,v\nx,1,1\nx,2,2\n")), "--name", "t/nk",
+       "--type", "table")
+    hw("add", str(_table(tmp_path / "b", "grp,user_id,v\nx,1,1\nx,2,3\n")), "--name", "t/nk",
+       "--type", "table")
+    text = hw("diff", "t/nk@1", "t/nk@2").stdout
+    assert "--key user_id" in text, text  # unique in both; grp is not
+    keyed = hw("diff", "t/nk@1", "t/nk@2", "--key", "user_id").stdout
+    assert "~ user_id=2: v 2 → 3" in keyed
+
+
+def test_diff_pages_changed_rows_beyond_five(hw, tmp_path: Path) -> None:
+    old = "id,v\n" + "".join(f"{i},{i}\n" for i in range(8))
+    new = "id,v\n" + "".join(f"{i},{i * 10 + 1}\n" for i in range(8))
+    hw("add", str(_table(tmp_path / "a", old)), "--name", "t/pg", "--type", "table", "--key", "id")
+    hw("add", str(_table(tmp_path / "b", new)), "--name", "t/pg", "--type", "table", "--key", "id")
+    default = hw("diff", "t/pg@1", "t/pg@2").stdout
+    assert default.count("  ~ id=") == 5 and "3 more changed row(s)" in default, default
+    assert hw("diff", "t/pg@1", "t/pg@2", "--limit", "10").stdout.count("  ~ id=") == 8

@@ -624,12 +624,15 @@ class Catalog(ReportsMixin):
         return impact_of(self.lineage(ref, direction="down"))
 
     def diff(
-        self, a: str | VersionInfo, b: str | VersionInfo, *, key: Sequence[str] | None = None
+        self, a: str | VersionInfo, b: str | VersionInfo, *, key: Sequence[str] | None = None,
+        sample: int | None = None,
     ) -> Any:
-        """Files added/removed/changed from ``a`` to ``b``; rows too for keyed tables."""
-        from headwater.diff import diff_versions
+        """Files added/removed/changed from ``a`` to ``b``; rows too for keyed tables, with up to
+        ``sample`` (default 5) added, removed and changed rows of each."""
+        from headwater.diff import SAMPLE, diff_versions
 
-        return diff_versions(self, self.get(a), self.get(b), key=key)
+        return diff_versions(self, self.get(a), self.get(b), key=key,
+                             sample=SAMPLE if sample is None else sample)
 
     def stats(self) -> dict[str, int]:
         with self.session() as s:

@@ -371,12 +371,17 @@ def get(ctx: click.Context, ref: str, dest: str, allow_foreign_store: bool) -> N
 @click.argument("a")
 @click.argument("b")
 @click.option("--key", default=None, help="Comma-separated key columns for a row diff.")
+@click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Changed rows to print (--json gives them all).")
 @json_option
 @click.pass_context
 @friendly
-def diff(ctx: click.Context, a: str, b: str, key: str | None, as_json: bool) -> None:
+def diff(
+    ctx: click.Context, a: str, b: str, key: str | None, limit: int, as_json: bool
+) -> None:
     """Show what changed from version A to version B."""
-    d = _catalog(ctx).diff(a, b, key=key.split(",") if key else None)
+    d = _catalog(ctx).diff(a, b, key=key.split(",") if key else None,
+                           sample=sys.maxsize if as_json else limit)
     if as_json:
         _emit_json(d.to_dict())
         return
@@ -403,6 +408,12 @@ def diff(ctx: click.Context, a: str, b: str, key: str | None, as_json: bool) -> 
         for s in d.to_dict()["rows"]["sample_changed"]:  # plain Python values, NaN as None
             out.print(f"  ~ {_row_key(s['key'])}: " + ", ".join(
                 f"{col} {_cell(old)} → {_cell(new)}" for col, (old, new) in s["cells"].items()))
+        if r.changed > len(r.sample_changed):
+            out.print(f"  … {r.changed - len(r.sample_changed)} more changed row(s): "
+                      f"--limit {r.changed} prints them all, --json gives every one")
+    elif d.suggested_key is not None:
+        out.print(f"rows: no key declared; `headwater diff {a} {b} --key {d.suggested_key}` "
+                  f"compares rows ({d.suggested_key} is unique in both versions)")
 
 
 def _row_key(key: dict[str, Any]) -> str:

@@ -49,6 +49,9 @@ class VersionDiff:
     changed: list[tuple[ManifestEntry, ManifestEntry]] = field(default_factory=list)
     unchanged: int = 0
     rows: RowDiff | None = None
+    #: two tables with no key given or declared: a column unique and never null in both, which
+    #: ``--key`` would make a row diff of (None when there is none)
+    suggested_key: str | None = None
 
     @property
     def identical(self) -> bool:
@@ -70,6 +73,8 @@ class VersionDiff:
         }
         if self.rows is not None:
             out["rows"] = _jsonable(self.rows.__dict__)
+        if self.suggested_key is not None:
+            out["suggested_key"] = self.suggested_key
         return out
 
 
@@ -109,15 +114,20 @@ def diff_manifests(
 
 
 def diff_versions(
-    cat: Catalog, a: VersionInfo, b: VersionInfo, *, key: Sequence[str] | None = None
+    cat: Catalog, a: VersionInfo, b: VersionInfo, *, key: Sequence[str] | None = None,
+    sample: int = SAMPLE,
 ) -> VersionDiff:
+    """Files always; rows when both are tables with a key (``sample``: rows of each kind kept)."""
     out = VersionDiff(a.ref, b.ref)
     diff_manifests(_stream(cat, a), _stream(cat, b), out)
     key_cols = list(key) if key else (b.metadata.get("key") or a.metadata.get("key"))
     if a.kind == "table" and b.kind == "table" and key_cols:
         out.rows = diff_tables(
-            cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas(), list(key_cols)
+            cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas(), list(key_cols),
+            sample=sample,
         )
+    elif a.kind == "table" and b.kind == "table" and not out.identical:
+        out.suggested_key = likely_key(cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas())
     elif key and not (a.kind == "table" and b.kind == "table"):
         raise InvalidArgument(
             f"a row diff needs two table versions; {a.ref} is {a.kind}, {b.ref} is {b.kind}"
@@ -129,7 +139,21 @@ def _stream(cat: Catalog, v: VersionInfo) -> Iterator[ManifestEntry]:
     return iter_manifest(cat.store_for(v.store_url), v.digest, context=f"manifest of {v.ref}")
 
 
-def diff_tables(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> RowDiff:
+def likely_key(old: pd.DataFrame, new: pd.DataFrame) -> str | None:
+    """A column unique and never null in both tables: an ``id``-like name first, then the
+    leftmost. Why: without a key a table diff is only "file changed"; naming a key that works
+    turns it into rows and cells."""
+    shared = [c for c in new.columns if c in old.columns]
+    unique = [c for c in shared
+              if all(df[c].notna().all() and df[c].is_unique for df in (old, new))]
+    named = [c for c in unique if str(c).lower() in ("id", "key") or str(c).lower().endswith(
+        ("_id", "id", "_key", "uuid"))]
+    return str((named or unique)[0]) if unique else None
+
+
+def diff_tables(
+    old: pd.DataFrame, new: pd.DataFrame, key: list[str], *, sample: int = SAMPLE
+) -> RowDiff:
     for name, df in (("old", old), ("new", new)):
         missing = [k for k in key if k not in df.columns]
         if missing:
@@ -151,8 +175,8 @@ def diff_tables(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> RowDiff
     removed_idx = o.index.difference(n.index)
     common = n.index.intersection(o.index)
     rd.added, rd.removed = len(added_idx), len(removed_idx)
-    rd.sample_added = n.loc[added_idx[:SAMPLE]].reset_index().to_dict("records")
-    rd.sample_removed = o.loc[removed_idx[:SAMPLE]].reset_index().to_dict("records")
+    rd.sample_added = n.loc[added_idx[:sample]].reset_index().to_dict("records")
+    rd.sample_removed = o.loc[removed_idx[:sample]].reset_index().to_dict("records")
     oc, nc = o.loc[common, shared], n.loc[common, shared]
     both_null = oc.isna() & nc.isna()
     differs = (oc.astype(object) != nc.astype(object)) & ~both_null
@@ -160,7 +184,7 @@ def diff_tables(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> RowDiff
     rd.changed = int(changed_rows.sum())
     rd.unchanged = len(common) - rd.changed
     rd.cells_changed = {c: int(differs[c].sum()) for c in shared if differs[c].any()}
-    for idx in list(changed_rows[changed_rows].index[:SAMPLE]):
+    for idx in list(changed_rows[changed_rows].index[:sample]):
         cols = [c for c in shared if differs.at[idx, c]]
         keyvals = idx if isinstance(idx, tuple) else (idx,)
         rd.sample_changed.append(
