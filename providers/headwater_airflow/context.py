@@ -28,6 +28,20 @@ def logical_date_of(context: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def nominal_time_of(context: Any) -> datetime | None:
+    """The run's nominal time: the logical date, else the DAG run's ``run_after``.
+
+    Airflow 3 manual and Asset-triggered DAG runs have no logical date; ``run_after`` is the
+    time Airflow's own openlineage provider falls back to for those runs, so both producers
+    derive the same DAG-run parent id from it."""
+    logical = logical_date_of(context)
+    if logical is not None:
+        return logical
+    dr = context.get("dag_run")
+    value = getattr(dr, "run_after", None) if dr is not None else None
+    return value if isinstance(value, datetime) else None
+
+
 def engine_ids(context: Any) -> dict[str, Any]:
     ti = context["ti"]
     logical = logical_date_of(context)
@@ -62,18 +76,19 @@ def openlineage_namespace() -> str:
 
 
 def parent_run(context: Any) -> dict[str, Any] | None:
-    """The DAG run as OpenLineage parent (``{"namespace","job","run_id"}``)."""
+    """The DAG run as OpenLineage parent (``{"namespace","job","run_id"}``); for runs without a
+    logical date the id is built from ``run_after``, as Airflow's openlineage listener does."""
     ti = context["ti"]
-    logical = logical_date_of(context)
+    nominal = nominal_time_of(context)
     dr = context.get("dag_run")
     try:
         from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
     except ImportError:  # pragma: no cover
         return None
-    if logical is None:
+    if nominal is None:
         return None
     run_id = OpenLineageAdapter.build_dag_run_id(
-        dag_id=ti.dag_id, logical_date=logical,
+        dag_id=ti.dag_id, logical_date=nominal,
         clear_number=getattr(dr, "clear_number", 0) or 0)
     return {"namespace": openlineage_namespace(), "job": ti.dag_id, "run_id": str(run_id)}
 

@@ -23,7 +23,7 @@ from headwater_airflow.context import (
     airflow_openlineage_active,
     attempt_ids,
     engine_ids,
-    logical_date_of,
+    nominal_time_of,
     parent_run,
 )
 from headwater_airflow.hooks.headwater import HeadwaterHook
@@ -172,7 +172,7 @@ class VersionedStepOperator(BaseOperator):
             job, inputs=list(refs.values()), params=self.step_params,
             state_inputs=list(self.state_inputs.values()),
             code=self.code_fingerprint(), engine=engine_ids(context),
-            parent=parent_run(context), nominal_time=logical_date_of(context),
+            parent=parent_run(context), nominal_time=nominal_time_of(context),
             namespace=self.namespace, job_type="AIRFLOW_TASK", attempt=attempt_ids(context),
             allow_retracted=self.allow_retracted,
         )
