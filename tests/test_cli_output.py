@@ -253,3 +253,13 @@ def test_diff_pages_changed_rows_beyond_five(hw, tmp_path: Path) -> None:
     default = hw("diff", "t/pg@1", "t/pg@2").stdout
     assert default.count("  ~ id=") == 5 and "3 more changed row(s)" in default, default
     assert hw("diff", "t/pg@1", "t/pg@2", "--limit", "10").stdout.count("  ~ id=") == 8
+
+
+def test_diff_with_a_non_unique_key_still_shows_files_and_schema(hw, tmp_path: Path) -> None:
+    """The error used to replace the whole diff: nothing but one line."""
+    hw("add", str(_table(tmp_path / "a", "g,v\n1,1\n1,2\n")), "--name", "t/dup", "--type", "table")
+    hw("add", str(_table(tmp_path / "b", "g,v,w\n1,1,0\n1,3,0\n")), "--name", "t/dup",
+       "--type", "table")
+    proc = hw("diff", "t/dup@1", "t/dup@2", "--key", "g", ok=False)
+    assert proc.returncode == 2 and "key ['g'] is not unique" in proc.stderr
+    assert "~ t.csv" in proc.stdout and "columns added: w" in proc.stdout, proc.stdout

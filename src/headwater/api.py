@@ -625,14 +625,14 @@ class Catalog(ReportsMixin):
 
     def diff(
         self, a: str | VersionInfo, b: str | VersionInfo, *, key: Sequence[str] | None = None,
-        sample: int | None = None,
+        sample: int | None = None, strict: bool = True,
     ) -> Any:
         """Files added/removed/changed from ``a`` to ``b``; rows too for keyed tables, with up to
         ``sample`` (default 5) added, removed and changed rows of each."""
         from headwater.diff import SAMPLE, diff_versions
 
         return diff_versions(self, self.get(a), self.get(b), key=key,
-                             sample=SAMPLE if sample is None else sample)
+                             sample=SAMPLE if sample is None else sample, strict=strict)
 
     def stats(self) -> dict[str, int]:
         with self.session() as s:

@@ -381,9 +381,11 @@ def diff(
 ) -> None:
     """Show what changed from version A to version B."""
     d = _catalog(ctx).diff(a, b, key=key.split(",") if key else None,
-                           sample=sys.maxsize if as_json else limit)
+                           sample=sys.maxsize if as_json else limit, strict=False)
     if as_json:
         _emit_json(d.to_dict())
+        if d.rows_error:
+            raise UserError(d.rows_error)
         return
     out.print(
         f"{d.a} → {d.b}: {len(d.added)} added, {len(d.removed)} removed, "
@@ -411,6 +413,12 @@ def diff(
         if r.changed > len(r.sample_changed):
             out.print(f"  … {r.changed - len(r.sample_changed)} more changed row(s): "
                       f"--limit {r.changed} prints them all, --json gives every one")
+    elif d.rows_error is not None:  # the file and schema diff, then the error
+        if d.columns_added:
+            out.print(f"  columns added: {', '.join(d.columns_added)}")
+        if d.columns_removed:
+            out.print(f"  columns removed: {', '.join(d.columns_removed)}")
+        raise UserError(f"no row diff: {d.rows_error}")
     elif d.suggested_key is not None:
         out.print(f"rows: no key declared; `headwater diff {a} {b} --key {d.suggested_key}` "
                   f"compares rows ({d.suggested_key} is unique in both versions)")

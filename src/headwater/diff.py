@@ -52,6 +52,12 @@ class VersionDiff:
     #: two tables with no key given or declared: a column unique and never null in both, which
     #: ``--key`` would make a row diff of (None when there is none)
     suggested_key: str | None = None
+    #: why no row diff was made (a key that is not unique, not a column), when the caller asked
+    #: for the file and schema diff anyway (``strict=False``)
+    rows_error: str | None = None
+    #: columns added / removed between the two tables' schemas, when ``rows`` could not be made
+    columns_added: list[str] = field(default_factory=list)
+    columns_removed: list[str] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
@@ -75,6 +81,9 @@ class VersionDiff:
             out["rows"] = _jsonable(self.rows.__dict__)
         if self.suggested_key is not None:
             out["suggested_key"] = self.suggested_key
+        if self.rows_error is not None:
+            out["rows_error"] = self.rows_error
+            out["columns_added"], out["columns_removed"] = self.columns_added, self.columns_removed
         return out
 
 
@@ -115,17 +124,30 @@ def diff_manifests(
 
 def diff_versions(
     cat: Catalog, a: VersionInfo, b: VersionInfo, *, key: Sequence[str] | None = None,
-    sample: int = SAMPLE,
+    sample: int = SAMPLE, strict: bool = True,
 ) -> VersionDiff:
-    """Files always; rows when both are tables with a key (``sample``: rows of each kind kept)."""
+    """Files always; rows when both are tables with a key (``sample``: rows of each kind kept).
+
+    ``strict=False``: a key that cannot make a row diff (not unique, not a column) is reported
+    in ``rows_error`` with the schema change, instead of raising and losing the file diff.
+    """
     out = VersionDiff(a.ref, b.ref)
     diff_manifests(_stream(cat, a), _stream(cat, b), out)
     key_cols = list(key) if key else (b.metadata.get("key") or a.metadata.get("key"))
     if a.kind == "table" and b.kind == "table" and key_cols:
-        out.rows = diff_tables(
-            cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas(), list(key_cols),
-            sample=sample,
-        )
+        try:
+            out.rows = diff_tables(
+                cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas(), list(key_cols),
+                sample=sample,
+            )
+        except InvalidArgument as exc:
+            if strict:
+                raise
+            old_cols = [c["name"] for c in a.schema or []]
+            new_cols = [c["name"] for c in b.schema or []]
+            out.rows_error = str(exc)
+            out.columns_added = [c for c in new_cols if c not in old_cols]
+            out.columns_removed = [c for c in old_cols if c not in new_cols]
     elif a.kind == "table" and b.kind == "table" and not out.identical:
         out.suggested_key = likely_key(cat.read_table(a).to_pandas(), cat.read_table(b).to_pandas())
     elif key and not (a.kind == "table" and b.kind == "table"):
