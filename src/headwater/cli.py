@@ -652,7 +652,7 @@ def runs(ctx: click.Context, limit: int, job: str | None, state: str | None, as_
 
 @main.group("run")
 def run_group() -> None:
-    """One run: ``headwater run show ID``."""
+    """One run: `headwater run show ID` (the full id or the prefix `runs` prints)."""
 
 
 @run_group.command("show")
