@@ -44,10 +44,12 @@ def create_asset(*, namespace: str, dataset: str, **_: Any) -> Asset:
 
 
 def convert_asset_to_openlineage(asset: Asset, lineage_context: Any = None) -> Any:
-    """The OpenLineage dataset for an Asset: the logical catalog name."""
-    from openlineage.client.event_v2 import Dataset
+    """No OpenLineage dataset for a ``headwater://`` Asset: ``None``.
 
-    uri = asset.uri
-    rest = uri.split("://", 1)[1]
-    ns, _, name = rest.partition("/")
-    return Dataset(namespace=f"{SCHEME}://{ns}", name=name)
+    The Assets exist for scheduling only. Headwater's operators describe their datasets
+    themselves (``get_openlineage_facets_on_*``, with the catalog's names and version facets);
+    when a START has no inputs yet, Airflow's openlineage provider falls back to the task's
+    outlets, and an Asset name sent as a dataset becomes an empty external dataset beside the
+    real one on a Headwater server (``headwater://reference`` / ``users_raw``). Returning
+    ``None`` makes the provider skip the Asset."""
+    return None

@@ -28,7 +28,6 @@ def test_manual_run_without_logical_date_keeps_parent_and_nominal_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType
-
     from headwater_airflow.operators.versioned import VersionedStepOperator
 
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "hw"))

@@ -62,3 +62,33 @@ def test_airflow_openlineage_events_carry_our_version_facets(
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from lineage_outbox")).scalar() == 0
     engine.dispose()
+
+
+def test_reference_dag_emits_start_and_complete_for_every_task_without_phantom_datasets(
+        airflow_env: AirflowEnv, hw_home: Path, tmp_path: Path) -> None:
+    """Under ``airflow dags test`` every task of the reference DAG gets a START and a COMPLETE
+    event (the START hook used to hang on ``get_connection()`` in the listener's forked process
+    and lose the event), and no event names a dataset by its Airflow Asset (``headwater://``):
+    a Headwater server would turn those into empty external datasets next to the real ones."""
+    log = tmp_path / "ol-events.jsonl"
+    transport = {"type": "file", "log_file_path": str(log), "append": True}
+    airflow_env.dags_test("headwater_reference_pipeline", hw_home=hw_home,
+                          conf={"n_users": 300},
+                          extra_env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)})
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    tasks = {t for (t,) in airflow_env.query(
+        "select task_id from task_instance where dag_id = 'headwater_reference_pipeline'")}
+    assert len(tasks) == 7
+    seen = {(e["job"]["name"], e["eventType"]) for e in events}
+    missing = sorted((f"headwater_reference_pipeline.{t}", state) for t in tasks
+                     for state in ("START", "COMPLETE")
+                     if (f"headwater_reference_pipeline.{t}", state) not in seen)
+    assert not missing, missing
+    phantom = [(e["eventType"], e["job"]["name"], d["namespace"], d["name"]) for e in events
+               for d in [*e.get("inputs", []), *e.get("outputs", [])]
+               if d["namespace"].startswith("headwater://")]
+    assert not phantom, phantom
+    # the task runs carry the DAG run as parent, as Airflow's own events do
+    starts = [e for e in events if e["eventType"] == "START" and "." in e["job"]["name"]]
+    assert all(e["run"]["facets"]["parent"]["job"]["name"] == "headwater_reference_pipeline"
+               for e in starts)

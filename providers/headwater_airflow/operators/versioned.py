@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 from headwater import Catalog, OutputSpec, RunContext, Version
 from headwater.errors import InvalidArgument
 from headwater.lineage import NullLineage
+from headwater.settings import Settings
 from headwater_airflow.assets import dataset_asset
 from headwater_airflow.context import (
     airflow_openlineage_active,
@@ -116,6 +117,8 @@ class VersionedStepOperator(BaseOperator):
         self._run_outputs: list[Version] = []
         self._run_id: str | None = None
         self._cache_key: str | None = None
+        #: the connection's settings, resolved before the openlineage listener forks
+        self._settings: Settings | None = None
 
     # -- helpers --------------------------------------------------------------------------------
     def _input_refs(self) -> dict[str, str]:
@@ -123,9 +126,26 @@ class VersionedStepOperator(BaseOperator):
             return {str(k): str(v) for k, v in self.inputs.items()}
         return {_kwarg_name(ref): str(ref) for ref in self.inputs}
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render the templated fields, then resolve the Headwater connection once, here.
+
+        The task runner renders templates in the task's own process before it calls the
+        ``on_task_instance_running`` listeners; Airflow's openlineage listener runs
+        ``get_openlineage_facets_on_start`` in a forked child where ``get_connection()`` waits
+        on the supervisor channel until the provider's timeout (~10 s) and the START event is
+        lost. Resolving the settings before the fork lets the START hook open the catalog
+        without asking Airflow for the connection."""
+        super().render_template_fields(context, jinja_env)
+        if self._settings is None:
+            try:
+                self._settings = HeadwaterHook(self.headwater_conn_id).settings()
+            except Exception as exc:  # execute() resolves again and reports the real error
+                self.log.debug("headwater: connection not resolved before execute: %s", exc)
+
     def _catalog(self) -> Catalog:
-        hook = HeadwaterHook(self.headwater_conn_id)
-        settings = hook.settings()
+        settings = self._settings
+        if settings is None:
+            settings = self._settings = HeadwaterHook(self.headwater_conn_id).settings()
         if airflow_openlineage_active():
             # Airflow's openlineage provider emits this task's events (with our facets, from
             # get_openlineage_facets_on_*); a second event from Headwater would duplicate it.
