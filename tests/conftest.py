@@ -9,6 +9,7 @@ that need it, with the reason.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,26 @@ def data_dir(tmp_path: Path) -> Path:
     (root / "sub" / "deeper" / "d.txt").write_text("delta\n")
     (root / "sub" / "same-as-a.txt").write_text("alpha\n")
     return root
+
+
+@pytest.fixture
+def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The CLI in-process (click's runner), as a user's shell would call it."""
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
+    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout,
+                                           result.stderr)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run

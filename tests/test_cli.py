@@ -11,29 +11,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The CLI in-process (click's runner), as a user's shell would call it."""
-    from click.testing import CliRunner
-
-    from headwater.cli import main
-
-    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
-    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout,
-                                           result.stderr)
-        if ok:
-            assert proc.returncode == 0, proc.stderr
-        return proc
-
-    return run
-
-
 def test_errors_in_a_real_shell_are_one_line(tmp_path: Path) -> None:
     """The same as a subprocess: nothing but one line on stderr, exit status 2."""
     env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home")}

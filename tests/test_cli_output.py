@@ -9,28 +9,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def hw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The CLI in-process (click's runner) on a fresh catalog under ``tmp_path``."""
-    from click.testing import CliRunner
-
-    from headwater.cli import main
-
-    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("HEADWATER_CATALOG_URL", raising=False)
-    monkeypatch.delenv("HEADWATER_STORE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-        if ok:
-            assert proc.returncode == 0, proc.stderr
-        return proc
-
-    return run
-
-
 def _table(folder: Path, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "t.csv").write_text(text)
