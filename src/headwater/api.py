@@ -485,6 +485,7 @@ class Catalog(ReportsMixin):
         state_inputs: Iterable[str | VersionInfo] = (),
         attempt: Mapping[str, Any] | None = None,
         allow_retracted: bool = False,
+        pins: Mapping[str, str] | str | None = None,
     ) -> RunContext:
         """A run of ``job``: ``with catalog.run("despam", inputs=["users@3"]) as run: ...``.
 
@@ -505,6 +506,10 @@ class Catalog(ReportsMixin):
 
         A retracted input raises ``RetractedInput`` when the block starts, unless this run opts
         in with ``allow_retracted=True`` (docs/retract-status.md).
+
+        ``pins`` (``{"ns/name": "ns/name@N"}``, default ``settings.pins`` from
+        ``HEADWATER_PINS``): inputs naming a pinned dataset read the pinned version; the run
+        records the pinned reference. This is how ``headwater rebuild`` substitutes a version.
         """
         return make_run(
             self,
@@ -520,6 +525,7 @@ class Catalog(ReportsMixin):
             state_inputs=state_inputs,
             attempt=attempt,
             allow_retracted=allow_retracted,
+            pins=pins,
         )
 
     # -- retractions and status (docs/retract-status.md) ----------------------------------------

@@ -9,7 +9,9 @@ reference against the catalog lives in :mod:`headwater.catalog.resolve`.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from headwater.errors import InvalidReference
@@ -132,3 +134,51 @@ class VersionRef:
                 f"or a digest prefix of at least {MIN_DIGEST_PREFIX} hex characters"
             )
         return cls(dataset, selector)
+
+
+def parse_pins(pins: Mapping[str, str] | str | None, *, default_namespace: str) -> dict[str, str]:
+    """Input pins, normalised: ``{"ns/name": "ns/name@N"}``.
+
+    A pin substitutes an exact version for whatever reference a step names for that dataset
+    (``spam/corpus@production`` → ``spam/corpus@3``); a rebuild passes them to the engine
+    (Airflow DAG-run conf ``headwater_pins``, Beam ``--headwater_pins``, ``HEADWATER_PINS``).
+    Accepts a mapping or its JSON text. A pin must name the same dataset it substitutes.
+    """
+    if pins is None or pins == "":
+        return {}
+    if isinstance(pins, str):
+        try:
+            loaded = json.loads(pins)
+        except json.JSONDecodeError as exc:
+            raise InvalidReference(f"pins are not valid JSON ({exc.msg}): {pins[:80]!r}") from None
+        pins = loaded
+    if not isinstance(pins, Mapping):
+        raise InvalidReference('pins must be a JSON object such as {"ns/name": "ns/name@3"}')
+    out: dict[str, str] = {}
+    for key, value in pins.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidReference(f"pin {key!r}: {value!r} must map a dataset name to a reference")
+        name = DatasetName.parse(key, default_namespace=default_namespace)
+        ref = VersionRef.parse(value, default_namespace=default_namespace)
+        if ref.dataset != name:
+            raise InvalidReference(f"pin {key!r} names another dataset: {value!r}")
+        out[str(name)] = str(ref)
+    return out
+
+
+def apply_pins(refs: Sequence[str], pins: Mapping[str, str], *,
+               default_namespace: str) -> list[str]:
+    """``refs`` with every reference to a pinned dataset replaced by its pin (see
+    :func:`parse_pins`); the others unchanged. A malformed ref is left for resolution to
+    report."""
+    if not pins:
+        return list(refs)
+    out = []
+    for text in refs:
+        try:
+            name = str(VersionRef.parse(text, default_namespace=default_namespace).dataset)
+        except InvalidReference:
+            out.append(text)
+            continue
+        out.append(pins.get(name, text))
+    return out

@@ -25,7 +25,7 @@ from headwater.errors import HeadwaterError, InvalidArgument, RunFailed
 from headwater.fingerprint import cache_key, fingerprint_code
 from headwater.lineage.base import RunEvent
 from headwater.outputs import OutputSpec
-from headwater.refs import DatasetName, check_label, check_name
+from headwater.refs import DatasetName, apply_pins, check_label, check_name, parse_pins
 from headwater.reporting import (
     StoredReport,
     insert_report,
@@ -121,6 +121,9 @@ class RunContext:
     _heartbeat: leases.Heartbeat | None = None
     #: use retracted inputs anyway (docs/retract-status.md); refused with RetractedInput if not
     allow_retracted: bool = False
+    #: ``{"ns/name": "ns/name@N"}``: inputs naming a pinned dataset read the pinned version
+    #: instead (a rebuild's substitution; :func:`headwater.refs.parse_pins`)
+    pins: Mapping[str, str] = field(default_factory=dict)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> RunContext:
@@ -145,6 +148,8 @@ class RunContext:
         cat = self.catalog
         with cat.session() as s:
             svc = cat.service(s)
+            self.input_refs = apply_pins(self.input_refs, self.pins,
+                                         default_namespace=self.namespace)
             resolved = svc.resolve_inputs(self.input_refs, allow_retracted=self.allow_retracted)
             self.inputs = [cat.handle(svc.version_info(v)) for v in resolved]
             state_rows, state_used = [], []
@@ -534,6 +539,7 @@ def make_run(
     state_inputs: Iterable[str | VersionInfo] = (),
     attempt: Mapping[str, Any] | None = None,
     allow_retracted: bool = False,
+    pins: Mapping[str, str] | str | None = None,
 ) -> RunContext:
     if not job or not isinstance(job, str):
         raise InvalidArgument("a run needs a job name, e.g. catalog.run(job='despam')")
@@ -552,6 +558,8 @@ def make_run(
         job_type=job_type,
         attempt=dict(attempt) if attempt else None,
         allow_retracted=allow_retracted,
+        pins=(parse_pins(pins, default_namespace=namespace or catalog.settings.namespace)
+              if pins is not None else dict(catalog.settings.pins)),
     )
 
 

@@ -45,6 +45,10 @@ class Settings:
     #: Opening a catalog looks for dead runs at most this often per process
     #: (``HEADWATER_REAP_INTERVAL``; 0: at every open).
     reap_interval_seconds: float = 60.0
+    #: Input pins every run in this process applies (``HEADWATER_PINS``, a JSON object
+    #: ``{"ns/name": "ns/name@N"}``; see :func:`headwater.refs.parse_pins`): how a rebuild
+    #: reaches steps launched by Bash or a Beam subprocess.
+    pins: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def resolve(
@@ -88,10 +92,21 @@ class Settings:
             run_heartbeat_seconds=beat,
             run_lease_seconds=lease,
             reap_interval_seconds=_seconds(env, "HEADWATER_REAP_INTERVAL", 60.0),
+            pins=_pins(env),
         )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _pins(env: Mapping[str, str]) -> dict[str, str]:
+    from headwater.refs import parse_pins
+
+    ns = env.get("HEADWATER_NAMESPACE") or DEFAULT_NAMESPACE
+    try:
+        return parse_pins(env.get("HEADWATER_PINS"), default_namespace=ns)
+    except ValueError as exc:
+        raise InvalidArgument(f"HEADWATER_PINS: {exc}") from None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
