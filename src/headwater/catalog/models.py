@@ -362,6 +362,45 @@ class OpenLineageEvent(Base):
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class ColumnLineage(Base):
+    """The ``columnLineage`` facet a run gave one output version (migration 0011): which input
+    fields each output field came from. Sent by producers, or emitted for our own steps."""
+
+    __tablename__ = "column_lineage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    #: The run that wrote it (not a foreign key: placeholder runs are folded, see fold_run).
+    run_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    #: The facet's ``fields``: ``{out_field: {"inputFields": [{namespace, name, field,
+    #: transformations}], "transformationDescription", "transformationType"}}``
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    producer: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Tag(Base):
+    """A named tag (Marquez's ``/tags``), put on datasets and fields through ``DatasetTag``."""
+
+    __tablename__ = "tags"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetTag(Base):
+    """A tag on a dataset (``field`` empty) or on one of its fields."""
+
+    __tablename__ = "dataset_tags"
+    __table_args__ = (UniqueConstraint("dataset_id", "field", "tag"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    field: Mapped[str] = mapped_column(String(512), default="")
+    tag: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class GcEpoch(Base):
     """How many batches ``gc`` has deleted from one store (ADR 0001, "gc and open runs").
 
