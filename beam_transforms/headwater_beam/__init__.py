@@ -10,7 +10,7 @@ Public API::
 
     from headwater_beam import (HeadwaterPipeline, HeadwaterOptions, ReadVersion, WriteVersion,
                                 Despam, IdMerge, Clean, Split, DeadLetters,
-                                OUTPUT, DEAD_LETTER, SPAM, MAPPING)
+                                OUTPUT, DEAD_LETTER, SPAM, MAPPING, rerun, BeamRelaunch)
 """
 
 from headwater_beam.components import ConnectedComponents
@@ -20,6 +20,7 @@ from headwater_beam.id_merge import MAPPING, IdMerge
 from headwater_beam.metrics import query_counters, query_lineage
 from headwater_beam.options import HeadwaterOptions, settings_from_options
 from headwater_beam.read import ReadVersion
+from headwater_beam.rerun import BeamRelaunch, rerun
 from headwater_beam.steps import DEAD_LETTER, OUTPUT, SPAM, Clean, Despam, Split
 from headwater_beam.write import WriteVersion
 
@@ -29,6 +30,7 @@ __all__ = [
     "MAPPING",
     "OUTPUT",
     "SPAM",
+    "BeamRelaunch",
     "Clean",
     "ConnectedComponents",
     "DeadLetters",
@@ -43,5 +45,6 @@ __all__ = [
     "dead_letter_row",
     "query_counters",
     "query_lineage",
+    "rerun",
     "settings_from_options",
 ]

@@ -22,20 +22,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from headwater import Catalog, RunContext, Settings, VersionInfo
 from headwater.errors import RunFailed
 from headwater.run import new_run_id
 from headwater_beam.graph import inputs_of, pipeline_job, pipeline_transforms
+from headwater_beam.launch import beam_engine, launch_record
 from headwater_beam.metrics import query_counters, query_lineage
-from headwater_beam.options import HeadwaterOptions, beam_parent, settings_from_options
+from headwater_beam.options import (
+    HeadwaterOptions,
+    beam_parent,
+    settings_from_options,
+    with_option_pins,
+)
 from headwater_beam.write import WriteVersion, committed_before
 
 __all__ = ["HeadwaterPipeline", "PipelineReport"]
@@ -64,22 +71,31 @@ class HeadwaterPipeline:
     back into the options, so transforms in the block need no ``settings=`` of their own.
     After the block, ``.report`` holds the final state, Headwater counters and Beam's lineage
     (sources and sinks). A failed pipeline raises after its run is recorded as FAILED.
+
+    ``entry_point`` (a module run with ``python -m``, or a script path) and ``argv`` (what it
+    was given) are recorded with every run so ``headwater_beam.rerun`` can launch the pipeline
+    again (default: this process's ``__main__`` and ``sys.argv[1:]``; see
+    :mod:`headwater_beam.launch`). ``--headwater_pins`` and ``HEADWATER_PINS`` pin inputs.
     """
 
     def __init__(self, options: PipelineOptions | None = None, *,
                  settings: Settings | None = None, job: str | None = None,
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, entry_point: str | None = None,
+                 argv: Sequence[str] | None = None) -> None:
         self.options = options if options is not None else PipelineOptions()
         self.settings = settings
         self.job = job
         self.params = dict(params or {})
+        self.entry_point = entry_point
+        self.argv = list(argv) if argv is not None else None
         self.run_id = new_run_id()
         self.pipeline: beam.Pipeline | None = None
         self.report: PipelineReport | None = None
 
     def __enter__(self) -> beam.Pipeline:
         hw = self.options.view_as(HeadwaterOptions)
-        settings = self.settings or settings_from_options(self.options)
+        settings = (with_option_pins(self.settings, self.options) if self.settings is not None
+                    else settings_from_options(self.options))
         self.settings = settings
         hw.headwater_catalog_url = settings.catalog_url
         hw.headwater_store_url = settings.store_url
@@ -89,7 +105,11 @@ class HeadwaterPipeline:
         hw.headwater_lineage = settings.lineage
         if self.job:
             hw.headwater_job = self.job
+        if settings.pins:
+            hw.headwater_pins = json.dumps(dict(settings.pins), sort_keys=True)
         hw.headwater_pipeline_run_id = self.run_id
+        hw.headwater_launch = json.dumps(launch_record(
+            self.options, settings, entry_point=self.entry_point, argv=self.argv))
         beam_parent(self.options)  # fixes the Beam job's run id for every transform
         self.pipeline = beam.Pipeline(options=self.options)
         return self.pipeline
@@ -110,10 +130,8 @@ class HeadwaterPipeline:
             raise RunFailed("HeadwaterPipeline.run() needs the pipeline built in its with-block")
         options = self.options
         inputs = inputs_of(pipeline_transforms(self.pipeline))
-        std = options.view_as(StandardOptions)
-        engine = {"name": "beam", "version": beam.__version__,
-                  "runner": str(std.runner or "default"), "job_name": beam_parent(options)["job"]}
         with self._catalog() as cat:
+            engine = beam_engine(options, cat.settings, job_name=beam_parent(options)["job"])
             run: RunContext = cat.run(
                 pipeline_job(options), inputs=inputs, params=self.params, engine=engine,
                 parent=beam_parent(options), namespace=cat.settings.namespace,

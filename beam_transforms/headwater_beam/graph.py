@@ -18,6 +18,7 @@ from typing import Any
 import apache_beam as beam
 
 from headwater import Settings
+from headwater_beam.launch import beam_engine
 from headwater_beam.options import (
     HeadwaterOptions,
     beam_job_name,
@@ -144,9 +145,6 @@ def write_context(pcoll: beam.PCollection, transform: beam.PTransform, *, datase
         inputs=inputs_of(upstream),
         params={"write_id": f"{run_scope}/{label}", "dataset": dataset, "steps": steps},
         code=code_fp,
-        engine={"name": "beam", "version": beam.__version__,
-                "runner": str(options.view_as(beam.options.pipeline_options.StandardOptions)
-                              .runner or "default"),
-                "job_name": beam_job["job"], "transform": label},
+        engine=beam_engine(options, settings, job_name=beam_job["job"], transform=label),
         parent=parent,
     )

@@ -17,8 +17,10 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from headwater import Settings
 from headwater.errors import InvalidArgument
+from headwater.refs import apply_pins, parse_pins
 
-__all__ = ["HeadwaterOptions", "beam_job_name", "beam_parent", "settings_from_options"]
+__all__ = ["HeadwaterOptions", "beam_job_name", "beam_parent", "pinned_ref",
+           "settings_from_options", "with_option_pins"]
 
 
 class HeadwaterOptions(PipelineOptions):
@@ -47,8 +49,14 @@ class HeadwaterOptions(PipelineOptions):
                             help="root of the OpenLineage hierarchy (e.g. the Airflow DAG run)")
         parser.add_argument("--headwater_root_job", default=None)
         parser.add_argument("--headwater_root_run_id", default=None)
+        parser.add_argument("--headwater_pins", default=None,
+                            help='input pins as JSON, {"ns/name": "ns/name@N"} (as '
+                                 "HEADWATER_PINS): every Headwater read of a pinned dataset "
+                                 "reads that version instead (how a rebuild substitutes one)")
         # set by HeadwaterPipeline, read by WriteVersion.expand: the pipeline's catalog run
         parser.add_argument("--headwater_pipeline_run_id", default=None, help="(internal)")
+        # set by HeadwaterPipeline: how to launch this pipeline again (headwater_beam.launch)
+        parser.add_argument("--headwater_launch", default=None, help="(internal)")
 
 
 def settings_from_options(options: PipelineOptions) -> Settings:
@@ -67,13 +75,40 @@ def settings_from_options(options: PipelineOptions) -> Settings:
                 f"--headwater_store_options is not valid JSON ({exc.msg}); give an object "
                 'such as {"anon": true}'
             ) from exc
-    return Settings.resolve(
+    settings = Settings.resolve(
         catalog_url=hw.headwater_catalog_url,
         store_url=hw.headwater_store_url,
         store_options=store_options,
         lineage=hw.headwater_lineage,
         namespace=hw.headwater_namespace,
     )
+    return with_option_pins(settings, options)
+
+
+def with_option_pins(settings: Settings, options: PipelineOptions) -> Settings:
+    """``settings`` whose pins include ``--headwater_pins`` (an option's pin wins over the same
+    dataset's pin from ``HEADWATER_PINS`` or explicit settings).
+
+    Options, unlike environment variables, travel to every worker on every runner, and the
+    frozen settings carrying the pins are what DoFns are pickled with.
+
+    Raises:
+        InvalidArgument: ``--headwater_pins`` is not a JSON object of dataset → reference.
+    """
+    raw = options.view_as(HeadwaterOptions).headwater_pins
+    if not raw:
+        return settings
+    try:
+        pins = parse_pins(raw, default_namespace=settings.namespace)
+    except ValueError as exc:
+        raise InvalidArgument(f"--headwater_pins: {exc}") from None
+    return settings.with_(pins={**settings.pins, **pins})
+
+
+def pinned_ref(settings: Settings, ref: str) -> str:
+    """``ref``, or the pin substituted for it (``settings.pins``; see
+    :func:`headwater.refs.apply_pins`). Launcher side, before a reference is resolved."""
+    return apply_pins([ref], settings.pins, default_namespace=settings.namespace)[0]
 
 
 def beam_job_name(options: PipelineOptions) -> str:

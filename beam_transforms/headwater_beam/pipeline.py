@@ -7,9 +7,13 @@ Run it like any Beam pipeline (standard options pass through to the runner)::
         --runner=FnApiRunner \\
         --headwater_catalog_url=postgresql://… --headwater_store_url=s3://bucket/store
 
-Without ``--model-ref`` the spam model is trained first, in the launcher, on the shipped SMS
-Spam Collection and logged as the version ``<prefix>_spam_model`` (logging the same model
-again makes no new version), so the model is itself versioned and an input of the run.
+Without ``--model-ref`` the spam model is trained first, in the launcher, and logged as the
+version ``<prefix>_spam_model`` (logging the same model again makes no new version), so the
+model is itself versioned and an input of the run: with ``--corpus-ref`` from that corpus
+version, through a catalog run whose input is the corpus (skipped when a run with the same
+corpus, parameters and code already made the model), else from the shipped SMS Spam
+Collection. A rebuild reruns the pipeline with ``--headwater_pins`` naming a corrected corpus
+(or model, or users version): the pins replace the references given here.
 
 It commits four versions: ``<prefix>_split`` (the users, de-spammed, merged, cleaned, with a
 ``split`` column), ``<prefix>_spam``, ``<prefix>_id_mapping`` (the next merge's ``previous``)
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -35,16 +41,18 @@ from headwater import Catalog, Settings, VersionInfo
 from headwater.steps.clean import CleanParams
 from headwater.steps.despam import DespamParams
 from headwater.steps.id_merge import IdMergeParams
-from headwater.steps.spam_model import load_sms_spam, train_spam_model
+from headwater.steps.spam_model import TrainSpamModelStep, load_sms_spam, train_spam_model
 from headwater.steps.split import SplitParams
 from headwater_beam.context import HeadwaterPipeline, PipelineReport
 from headwater_beam.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
 from headwater_beam.id_merge import MAPPING, IdMerge
+from headwater_beam.options import pinned_ref
 from headwater_beam.read import ReadVersion
 from headwater_beam.steps import DEAD_LETTER, OUTPUT, SPAM, Clean, Despam, Split
 from headwater_beam.write import WriteVersion
 
-__all__ = ["ReferenceParams", "build", "ensure_spam_model", "main", "output_schemas", "run"]
+__all__ = ["ReferenceParams", "build", "ensure_spam_model", "main", "output_schemas", "run",
+           "train_spam_model_version"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,26 @@ def ensure_spam_model(settings: Settings, name: str) -> str:
         version = cat.log(tmp, name=name, type="model",
                           metadata={"trained_by": "headwater_beam.pipeline"})
         return version.ref
+
+
+def train_spam_model_version(settings: Settings, corpus_ref: str, name: str) -> str:
+    """Train the spam model on the corpus version ``corpus_ref`` (pins apply: ``settings.pins``)
+    through a catalog run ``<name>.train`` whose input is the corpus, log it as ``name``; its
+    exact ref. A committed run with the same corpus version, parameters and code is reused."""
+    step = TrainSpamModelStep()
+    with Catalog.open(settings=settings) as cat:
+        with cat.run(f"{name}.train", inputs=[corpus_ref], params=step.params.to_dict(),
+                     code=step.code_fingerprint(), job_type="TRAIN") as run:
+            previous = run.previous()
+            if previous is not None:
+                run.reuse(previous)
+            else:
+                result = step.run_table(cat.read_table(run.inputs[0].info()))
+                with tempfile.TemporaryDirectory(prefix="hw-spam-") as tmp:
+                    for file, blob in result.artifacts.items():
+                        (Path(tmp) / file).write_bytes(blob)
+                    run.log_output(tmp, name=name, type="model", stats=result.stats)
+        return run.outputs[0].info().ref
 
 
 def _arrow_type(column: dict[str, Any]) -> pa.DataType:
@@ -146,6 +174,9 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--input-ref", required=True, help="version of raw users to process")
     parser.add_argument("--model-ref", default=None,
                         help="spam model version (default: train one and log it first)")
+    parser.add_argument("--corpus-ref", default=None,
+                        help="labelled corpus version to train the model on (without "
+                             "--model-ref; default: the shipped SMS Spam Collection)")
     parser.add_argument("--output-prefix", default="users",
                         help="dataset name prefix of the outputs (default: users)")
     parser.add_argument("--split-seed", type=int, default=0)
@@ -156,19 +187,31 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def run(argv: Sequence[str] | None = None, *,
         params: ReferenceParams | None = None) -> tuple[PipelineReport, dict[str, VersionInfo]]:
-    """Run the reference pipeline; returns the report and the committed versions by output."""
-    args, beam_args = _parse(argv)
+    """Run the reference pipeline; returns the report and the committed versions by output.
+
+    The run records ``python -m headwater_beam.pipeline <argv>`` as the way to launch it again.
+    """
+    recorded = list(sys.argv[1:] if argv is None else argv)
+    args, beam_args = _parse(recorded)
     params = params or ReferenceParams()
     if args.split_seed != params.split.seed:
         params = replace(params, split=replace(params.split, seed=args.split_seed))
     options = PipelineOptions(beam_args)
     ctx = HeadwaterPipeline(options, job=f"{args.output_prefix}_reference_pipeline",
-                            params={"input": args.input_ref, **params.to_dict()})
+                            params={"input": args.input_ref, **params.to_dict()},
+                            entry_point="headwater_beam.pipeline", argv=recorded)
     with ctx as p:
         settings = ctx.settings
         model_ref = args.model_ref
-        if model_ref is None and settings is not None:
-            model_ref = ensure_spam_model(settings, f"{args.output_prefix}_spam_model")
+        model_name = f"{args.output_prefix}_spam_model"
+        if settings is None:
+            raise RuntimeError("HeadwaterPipeline resolved no settings")
+        if model_ref is not None:
+            model_ref = pinned_ref(settings, model_ref)
+        elif args.corpus_ref:
+            model_ref = train_spam_model_version(settings, args.corpus_ref, model_name)
+        else:
+            model_ref = ensure_spam_model(settings, model_name)
         outputs = build(p, input_ref=args.input_ref, model_ref=model_ref or "",
                         prefix=args.output_prefix, params=params,
                         previous_mapping_ref=args.previous_mapping_ref)

@@ -24,7 +24,7 @@ from headwater.tables import table_files
 from headwater.tables.detect import format_of
 from headwater.tables.formats import iter_batches
 from headwater_beam.metrics import counter, report_lineage, version_uri
-from headwater_beam.options import settings_from_options
+from headwater_beam.options import pinned_ref, settings_from_options, with_option_pins
 
 __all__ = ["ReadVersion", "resolve_version"]
 
@@ -90,6 +90,7 @@ class ReadVersion(beam.PTransform):  # type: ignore[misc]
 
     ``settings``: where the catalog and store are (default: the ``--headwater_*`` pipeline
     options, then the ``HEADWATER_*`` environment). ``columns``: read only these.
+    A pin for the dataset (``--headwater_pins``, ``HEADWATER_PINS``) replaces ``ref``.
     After ``expand``, ``.version`` is the pinned :class:`~headwater.VersionInfo`.
     """
 
@@ -106,8 +107,11 @@ class ReadVersion(beam.PTransform):  # type: ignore[misc]
         self.headwater_inputs: tuple[str, ...] = ()
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        settings = self.settings or settings_from_options(pbegin.pipeline.options)
-        version, entries = resolve_version(settings, self.ref)
+        options = pbegin.pipeline.options
+        settings = (with_option_pins(self.settings, options) if self.settings is not None
+                    else settings_from_options(options))
+        # a pin (--headwater_pins, HEADWATER_PINS) substitutes its exact version for the ref
+        version, entries = resolve_version(settings, pinned_ref(settings, self.ref))
         self.version = version
         self.headwater_inputs = (version.ref,)
         return (
