@@ -17,6 +17,7 @@ import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
 from headwater.canonical import canonical_json
+from headwater.errors import InvalidArgument
 
 __all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "dead_letter_row"]
 
@@ -28,7 +29,17 @@ DEAD_LETTER_SCHEMA = pa.schema([
 
 def dead_letter_row(record: Mapping[str, Any], step: str, id_column: str | None,
                     ) -> dict[str, Any]:
-    """The uniform dead-letter row of one step's dead letter."""
+    """The uniform dead-letter row of one step's dead letter.
+
+    Raises:
+        InvalidArgument: ``record`` is not a mapping — a runner handed this step's dead-letter
+            consumer another output of the step (Beam's DaskRunner does that with tagged
+            outputs; ``WriteVersion`` refuses such a pipeline on it when it is built).
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidArgument(
+            f"dead letter of step {step!r} is a {type(record).__name__}, not a record (a "
+            f"mapping): the runner mixed another output of {step!r} into its dead letters")
     body = {k: v for k, v in record.items() if k not in ("reason", "column")}
     rid = body.get(id_column) if id_column else None
     return {

@@ -18,6 +18,18 @@ How (Beam's ``fileio`` pattern, with content addressing instead of renames):
    returns that version instead; even without that check, identical content would not make a
    second version (the core dedups against the latest).
 
+**Row check** (every runner): the records that enter the write are counted on a side path
+(``Count.Globally`` flattened into the gather, no side input) and the finalize refuses to commit
+when the shards hold a different number of rows — a runner that loses output can never leave a
+short (or empty) COMPLETED version; the pipeline fails instead.
+
+**Runners that drop ``finish_bundle`` output** (Beam 2.77's ``DaskRunner``: it collects a
+partition's results before calling ``finish_bundle``): the shards are cut in ``process`` after a
+``GroupByKey`` on a block number, so no output is emitted at bundle end. The same runner mixes a
+multi-output ``ParDo``'s tagged outputs into its main output and computes only the last leaf of
+the graph, so on it a write downstream of a multi-output step, or a second write in one pipeline,
+is refused when the pipeline is built (:func:`check_runner`).
+
 The committed :class:`~headwater.VersionInfo` is the single element of the output, so later
 stages can depend on the version (e.g. as a side input). The catalog is written only here.
 """
@@ -38,13 +50,13 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from headwater import Catalog, OutputSpec, Settings, VersionInfo
-from headwater.errors import InvalidArgument
+from headwater.errors import InvalidArgument, RunFailed
 from headwater.store import ManifestEntry, ObjectStore
 from headwater.tables import TableProfiler
 from headwater_beam.graph import WriteContext, write_context
 from headwater_beam.metrics import counter, report_lineage, version_uri
 
-__all__ = ["WriteVersion", "committed_before"]
+__all__ = ["WriteVersion", "check_runner", "committed_before", "drops_finish_bundle"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_ROWS_PER_SHARD = 250_000
@@ -133,31 +145,75 @@ class _WriteShards(beam.DoFn):
         return shard, profiler
 
 
+class _KeyByBlock(beam.DoFn):
+    """``record`` → ``(block, record)``: the n-th ``max_rows`` records of a bundle share a key.
+
+    Deterministic for a given bundle (a recomputed partition keys its records the same way)."""
+
+    def __init__(self, max_rows: int) -> None:
+        self._max_rows = max_rows
+
+    def start_bundle(self) -> None:
+        self._seen = 0
+
+    def process(self, record: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        block = self._seen // self._max_rows
+        self._seen += 1
+        yield block, record
+
+
+class _WriteGroupedShards(_WriteShards):
+    """One key's records → shards of at most ``max_rows`` rows, all emitted in ``process``."""
+
+    def process(self, item: Any) -> Iterator[tuple[_Shard, TableProfiler]]:  # type: ignore[override]
+        _, records = item
+        self._rows = []
+        for record in records:
+            self._rows.append(record)
+            if len(self._rows) >= self._max_rows:
+                yield self._flush()
+        if self._rows:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        return iter(())
+
+
+@dataclass(frozen=True)
+class _Entered:
+    """How many records entered the write (the side path's single element)."""
+
+    rows: int
+
+
+_Gathered = tuple[list[_Shard], TableProfiler, int]
+
+
 class _GatherShards(beam.CombineFn):  # type: ignore[misc]
-    """Shard descriptions into one list, profiles into one merged profile."""
+    """Shard descriptions into one list, profiles into one merged profile, and the count of
+    records that entered the write (from the side path)."""
 
-    def create_accumulator(self) -> tuple[list[_Shard], TableProfiler]:
-        return [], TableProfiler("parquet")
+    def create_accumulator(self) -> _Gathered:
+        return [], TableProfiler("parquet"), 0
 
-    def add_input(self, acc: tuple[list[_Shard], TableProfiler],
-                  item: tuple[_Shard, TableProfiler]) -> tuple[list[_Shard], TableProfiler]:
-        acc[0].append(item[0])
-        acc[1].merge(item[1])
-        return acc
+    def add_input(self, acc: _Gathered, item: Any) -> _Gathered:
+        shards, profiler, entered = acc
+        if isinstance(item, _Entered):
+            return shards, profiler, entered + item.rows
+        shards.append(item[0])
+        profiler.merge(item[1])
+        return shards, profiler, entered
 
-    def merge_accumulators(
-        self, accs: Any
-    ) -> tuple[list[_Shard], TableProfiler]:
+    def merge_accumulators(self, accs: Any) -> _Gathered:
         it = iter(accs)
-        shards, profiler = next(it)
-        for more, prof in it:
+        shards, profiler, entered = next(it)
+        for more, prof, n in it:
             shards.extend(more)
             profiler.merge(prof)
-        return shards, profiler
+            entered += n
+        return shards, profiler, entered
 
-    def extract_output(
-        self, acc: tuple[list[_Shard], TableProfiler]
-    ) -> tuple[list[_Shard], TableProfiler]:
+    def extract_output(self, acc: _Gathered) -> _Gathered:
         return acc
 
 
@@ -172,9 +228,15 @@ class _Finalize(beam.DoFn):
         self._schema = schema
         self._compression = compression
 
-    def process(self, acc: tuple[list[_Shard], TableProfiler]) -> Iterator[VersionInfo]:
-        shards, profiler = acc
+    def process(self, acc: _Gathered) -> Iterator[VersionInfo]:
+        shards, profiler, entered = acc
         ctx = self._ctx
+        written = sum(s.rows for s in shards)
+        if written != entered:
+            raise RunFailed(
+                f"WriteVersion({self._spec.name!r}) refuses to commit: {entered} records entered "
+                f"the write but its shards hold {written} rows (the runner lost output; Beam's "
+                f"DaskRunner drops what a DoFn emits in finish_bundle). Nothing was committed.")
         with Catalog.open(settings=self._settings) as cat:
             done = committed_before(cat, ctx.job, ctx.write_id)
             if done is not None:
@@ -211,6 +273,71 @@ def committed_before(cat: Catalog, job: str, write_id: str) -> VersionInfo | Non
         if run.params.get("write_id") == write_id and run.outputs:
             return cat.get(run.outputs[0]).info()
     return None
+
+
+def drops_finish_bundle(runner: Any) -> bool:
+    """Whether ``runner`` loses what a DoFn emits in ``finish_bundle`` (Beam 2.77's DaskRunner,
+    and runners derived from it)."""
+    return any(c.__name__ == "DaskRunner" for c in type(runner).__mro__)
+
+
+def _multi_output_steps(pcoll: beam.PCollection) -> list[str]:
+    """Labels of the multi-output ``ParDo``s upstream of ``pcoll``."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[Any] = [pcoll]
+    while stack:
+        value = stack.pop()
+        applied = getattr(value, "producer", None)
+        if applied is None or id(applied) in seen:
+            continue
+        seen.add(id(applied))
+        if isinstance(applied.transform, beam.ParDo) and len(applied.outputs) > 1:
+            found.append(applied.full_label)
+        stack.extend(applied.inputs)
+        stack.extend(si.pvalue for si in getattr(applied, "side_inputs", ()))
+    return sorted(found)
+
+
+def check_runner(pcoll: beam.PCollection, dataset: str) -> None:
+    """Refuse, while the pipeline is built, a write that ``pcoll``'s runner cannot run correctly.
+
+    Raises:
+        InvalidArgument: on Beam's DaskRunner, when a multi-output ``ParDo`` feeds the write
+            (the runner hands every output of such a step to each consumer) or the pipeline
+            already has a ``WriteVersion`` (the runner computes only the last leaf of the graph).
+    """
+    pipeline = pcoll.pipeline
+    if not drops_finish_bundle(pipeline.runner):
+        return
+    mixed = _multi_output_steps(pcoll)
+    if mixed:
+        raise InvalidArgument(
+            f"WriteVersion({dataset!r}) cannot run on Beam's DaskRunner: it is fed by "
+            f"multi-output steps ({', '.join(mixed)}), and DaskRunner (Beam "
+            f"{beam.__version__}) passes every output of such a step - main and tagged - to "
+            f"each consumer, which would write wrong rows. Run this pipeline on FnApiRunner, "
+            f"PortableRunner (Flink, Spark) or Dataflow.")
+    others = _pipeline_writes(pipeline)
+    if others:
+        raise InvalidArgument(
+            f"WriteVersion({dataset!r}) cannot run on Beam's DaskRunner: the pipeline already "
+            f"writes {', '.join(others)}, and DaskRunner (Beam {beam.__version__}) computes only "
+            f"the last leaf of the graph, so an earlier write would silently not run. Use one "
+            f"WriteVersion per pipeline on DaskRunner, or another runner.")
+
+
+def _pipeline_writes(pipeline: beam.Pipeline) -> list[str]:
+    """Labels of the WriteVersions already expanded in ``pipeline``."""
+    out: list[str] = []
+
+    class _Visitor(beam.pipeline.PipelineVisitor):  # type: ignore[misc]
+        def enter_composite_transform(self, node: Any) -> None:
+            if isinstance(node.transform, WriteVersion) and node.transform.write_id:
+                out.append(node.full_label)
+
+    pipeline.visit(_Visitor())
+    return out
 
 
 class WriteVersion(beam.PTransform):  # type: ignore[misc]
@@ -255,14 +382,26 @@ class WriteVersion(beam.PTransform):  # type: ignore[misc]
         self.job: str | None = None
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        check_runner(pcoll, self.name)
         ctx = write_context(pcoll, self, dataset=self.name, settings=self.settings)
         settings = ctx.settings
         self.write_id, self.job = ctx.write_id, ctx.job
+        records = pcoll | "Global" >> beam.WindowInto(GlobalWindows())
+        if drops_finish_bundle(pcoll.pipeline.runner):  # shards emitted in process only
+            shards = (records
+                      | "Block" >> beam.ParDo(_KeyByBlock(self.max_rows_per_shard))
+                      | "GroupBlocks" >> beam.GroupByKey()
+                      | "Shards" >> beam.ParDo(_WriteGroupedShards(
+                          settings, self.schema, self.max_rows_per_shard, self.compression)))
+        else:
+            shards = records | "Shards" >> beam.ParDo(_WriteShards(
+                settings, self.schema, self.max_rows_per_shard, self.compression))
+        entered = (records
+                   | "CountIn" >> beam.combiners.Count.Globally()
+                   | "Entered" >> beam.Map(_Entered))
         return (
-            pcoll
-            | "Global" >> beam.WindowInto(GlobalWindows())
-            | "Shards" >> beam.ParDo(_WriteShards(settings, self.schema, self.max_rows_per_shard,
-                                                  self.compression))
+            (shards, entered)
+            | "Join" >> beam.Flatten()
             | "Gather" >> beam.CombineGlobally(_GatherShards())
             | "Commit" >> beam.ParDo(_Finalize(
                 settings, ctx, spec=OutputSpec(self.name, type=self.type, key=self.key or None,
