@@ -7,12 +7,20 @@ hash bucket), count them, and route failures. Each returns a dict of tagged PCol
 ``"output"``, ``"dead_letter"`` (the original record plus ``reason`` and ``column``, writable
 with ``WriteVersion`` like any other records) and, for ``Despam``, ``"spam"``. A record that
 makes a step raise is dead-lettered with reason ``error: <Type>: <message>`` instead of failing
-the bundle forever.
+the bundle forever — except an input the step cannot handle at all (a required column absent, a
+column the step adds already there, a text column that is not text: ``InputSchemaError``),
+which fails the pipeline as it fails the table path, instead of dead-lettering every record.
+``Despam`` also returns ``"domain"``: one dict, the input's distance from the model's training
+text (as the table path's ``stats["domain"]``); its outputs wait for that judgement, so input past
+``domain_limit`` fails the pipeline before anything is written unless ``force=True``.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
+import operator
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -25,18 +33,21 @@ from headwater import Catalog, Settings
 from headwater.canonical import canonical_json
 from headwater.errors import InvalidArgument
 from headwater.steps import InvalidStepParameter, Step
-from headwater.steps.clean import CleanParams, CleanStep, clean_record
-from headwater.steps.despam import DespamParams, DespamStep, split_spam
-from headwater.steps.spam_model import SpamModel
+from headwater.steps.base import InputSchemaError
+from headwater.steps.clean import CleanParams, CleanStep, check_input, clean_record
+from headwater.steps.despam import DespamParams, DespamStep, check_domain, check_record, split_spam
+from headwater.steps.spam_model import DomainCounts, SpamModel
 from headwater.steps.split import SplitParams, SplitStep, allocate, record_hash, stratum_of
 from headwater_beam.metrics import counter, report_lineage, version_uri
 from headwater_beam.options import settings_from_options
 
-__all__ = ["DEAD_LETTER", "OUTPUT", "SPAM", "Clean", "Despam", "Split", "error_record"]
+__all__ = ["DEAD_LETTER", "DOMAIN", "OUTPUT", "SPAM", "Clean", "Despam", "Split", "error_record"]
 
 OUTPUT = "output"
 DEAD_LETTER = "dead_letter"
 SPAM = "spam"
+DOMAIN = "domain"
+_log = logging.getLogger(__name__)
 
 
 def error_record(record: dict[str, Any], exc: BaseException, column: str | None = None,
@@ -79,9 +90,14 @@ class _CleanFn(beam.DoFn):
         self._in = counter("clean", "records_in")
         self._out = counter("clean", "records_out")
         self._dead = counter("clean", "dead_lettered")
+        self._checked: set[frozenset[str]] = set()
 
     def process(self, record: dict[str, Any]) -> Iterator[Any]:
         self._in.inc()
+        keys = frozenset(record)
+        if keys not in self._checked:  # a schema problem fails the pipeline, as in the table path
+            check_input(keys, self._params)
+            self._checked.add(keys)
         try:
             ok, bad = clean_record(record, self._params)
         except Exception as exc:
@@ -112,7 +128,11 @@ class Clean(_StepComposite):
 
 
 # --- despam --------------------------------------------------------------------------------
-class _DespamFn(beam.DoFn):
+class _ModelFn(beam.DoFn):
+    """A DoFn holding the spam model, or the ref it loads the model from once per worker."""
+
+    LINEAGE = True  # report the model version as a lineage source (once per pipeline is enough)
+
     def __init__(self, params: DespamParams, model: SpamModel | None, model_ref: str | None,
                  settings: Settings | None) -> None:
         self._params = params
@@ -122,7 +142,12 @@ class _DespamFn(beam.DoFn):
 
     def setup(self) -> None:
         if self._model is None:
-            self._model = _load_model(self._settings, self._model_ref)
+            self._model = _load_model(self._settings, self._model_ref, lineage=self.LINEAGE)
+
+
+class _DespamFn(_ModelFn):
+    def setup(self) -> None:
+        super().setup()
         self._in = counter("despam", "records_in")
         self._out = counter("despam", "records_out")
         self._spam = counter("despam", "spam_dropped")
@@ -133,9 +158,15 @@ class _DespamFn(beam.DoFn):
         if model is None:  # setup() always sets it; kept for type checkers
             raise RuntimeError("despam: the model was not loaded")
         self._in.inc(len(batch))
+        for r in batch:  # a schema problem fails the pipeline, as in the table path
+            check_record(r, self._params)
+        yield pvalue.TaggedOutput(DOMAIN, model.domain_counts(
+            [r.get(self._params.text_column) for r in batch]))
         try:
             kept, spam = split_spam(batch, model, self._params)
             dead: list[dict[str, Any]] = []
+        except InputSchemaError:
+            raise
         except Exception:  # isolate the records that fail, keep the rest
             kept, spam, dead = [], [], []
             for r in batch:
@@ -156,13 +187,39 @@ class _DespamFn(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD_LETTER, r)
 
 
-def _load_model(settings: Settings | None, ref: str | None) -> SpamModel:
+class _DomainFn(_ModelFn):
+    """Summed :class:`DomainCounts` → the ``domain`` dict; raises past the limit unless forced."""
+
+    LINEAGE = False
+
+    def process(self, counts: DomainCounts) -> Iterator[dict[str, Any]]:
+        if self._model is None:
+            raise RuntimeError("despam: the model was not loaded")
+        domain = check_domain(counts, self._model, self._params)
+        if "warning" in domain:
+            counter("despam", "domain_warnings").inc()
+            _log.warning("despam: %s", domain["warning"])
+        yield domain
+
+
+def _sum_counts(parts: Iterable[DomainCounts]) -> DomainCounts:
+    return functools.reduce(operator.add, parts, DomainCounts())
+
+
+def _after(record: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
+    """Pass a record on once the domain judgement (a side input) exists."""
+    return record
+
+
+def _load_model(settings: Settings | None, ref: str | None, *, lineage: bool = True,
+                ) -> SpamModel:
     if settings is None or ref is None:
         raise InvalidArgument("Despam needs a model or a model version reference")
     with Catalog(settings) as cat, tempfile.TemporaryDirectory(prefix="hw-model-") as tmp:
         version = cat.get(ref)
         version.checkout(tmp)
-        report_lineage("source", version_uri(version))
+        if lineage:
+            report_lineage("source", version_uri(version))
         return SpamModel.load(tmp)
 
 
@@ -214,9 +271,17 @@ class Despam(_StepComposite):
             pcoll
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
             | "Score" >> beam.ParDo(_DespamFn(self.params, self.model, ref, settings))
-            .with_outputs(SPAM, DEAD_LETTER, main=OUTPUT)
+            .with_outputs(SPAM, DEAD_LETTER, DOMAIN, main=OUTPUT)
         )
-        return {OUTPUT: res[OUTPUT], SPAM: res[SPAM], DEAD_LETTER: res[DEAD_LETTER]}
+        domain = (
+            res[DOMAIN]
+            | "SumDomain" >> beam.CombineGlobally(_sum_counts)
+            | "JudgeDomain" >> beam.ParDo(_DomainFn(self.params, self.model, ref, settings))
+        )
+        judged = beam.pvalue.AsSingleton(domain)
+        return {OUTPUT: res[OUTPUT] | "AfterDomain" >> beam.Map(_after, judged),
+                SPAM: res[SPAM] | "SpamAfterDomain" >> beam.Map(_after, judged),
+                DEAD_LETTER: res[DEAD_LETTER], DOMAIN: domain}
 
     def display_data(self) -> dict[str, Any]:
         data = super().display_data()

@@ -79,6 +79,8 @@ class HeadwaterStepOperator(VersionedStepOperator):
         result = step.run_table(table)
         self.log.info("%s: %s", self.step_name, json.dumps(
             {k: v for k, v in result.stats.items() if isinstance(v, int | float)}, sort_keys=True))
+        for warning in result.stats.get("warnings") or []:  # also kept in the version's stats
+            self.log.warning("%s: %s", self.step_name, warning)
         self.log_result(run, result)
 
 

@@ -26,22 +26,30 @@ import pyarrow as pa
 from headwater.canonical import canonical_json
 
 __all__ = [
+    "DEAD_LETTER_COLUMNS",
+    "InputSchemaError",
     "InvalidStepParameter",
     "Record",
     "Step",
     "StepParams",
     "StepResult",
     "UnknownStep",
+    "claim_columns",
     "get_step",
     "list_steps",
     "make_step",
     "register_step",
+    "require_columns",
+    "require_text_column",
+    "require_text_value",
 ]
 
 Record = dict[str, Any]
 
 REASON = "reason"
 COLUMN = "column"
+#: The columns every dead letter (and the spam side output) adds to the original record.
+DEAD_LETTER_COLUMNS = (REASON, COLUMN)
 
 
 class InvalidStepParameter(ValueError):
@@ -51,6 +59,16 @@ class InvalidStepParameter(ValueError):
         self.step = step
         self.parameter = parameter
         super().__init__(f"step {step!r}: parameter {parameter!r} {problem}")
+
+
+class InputSchemaError(InvalidStepParameter):
+    """The input does not fit the step: a column it needs is missing or of the wrong type, or a
+    column it would add is already there. Raised before any record is processed; ``columns``
+    lists the offending input columns."""
+
+    def __init__(self, step: str, parameter: str, problem: str, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        super().__init__(step, parameter, problem)
 
 
 class UnknownStep(LookupError):
@@ -272,11 +290,64 @@ def dead_letter_schema(like: pa.Schema) -> pa.Schema:
     return pa.schema([*fields, pa.field(REASON, pa.string()), pa.field(COLUMN, pa.string())])
 
 
-def require_columns(step: str, schema: pa.Schema, columns: Iterable[str]) -> None:
-    """Raise a clear :class:`InvalidStepParameter` if a configured column is missing."""
+def require_columns(step: str, schema: pa.Schema, columns: Iterable[str],
+                    parameter: str = "columns") -> None:
+    """Raise a clear :class:`InputSchemaError` if a configured column is missing."""
     missing = [c for c in columns if c not in schema.names]
     if missing:
-        raise InvalidStepParameter(
-            step, "columns", f"refer to {missing} which the input does not have ({schema.names})"
-        )
+        raise InputSchemaError(
+            step, parameter,
+            f"refer to {missing} which the input does not have ({schema.names})", missing)
+
+
+def claim_columns(step: str, names: pa.Schema | Iterable[str],
+                  added: Mapping[str, str | None]) -> None:
+    """The one rule for the columns a step adds: it never overwrites or duplicates an input
+    column.
+
+    ``added`` maps each column the step will add (to its output, its dead letters or a side
+    output) to the parameter that names it, or to None for the fixed dead-letter columns
+    (:data:`DEAD_LETTER_COLUMNS`). If the input (a schema, or the keys of one record) already
+    has any of them, raise :class:`InputSchemaError` naming each column and what to change:
+    the parameter, or (for a fixed name) the input column. The Beam path calls it on every
+    record's keys, so both paths refuse the same inputs.
+    """
+    have = set(names.names if isinstance(names, pa.Schema) else names)
+    clash = [c for c in added if c in have]
+    if not clash:
+        return
+    fixes = [f"set {added[c]!r} to another name" if added[c] else
+             f"rename the input column {c!r} (reserved for dead letters)" for c in clash]
+    params = sorted({added[c] or "input" for c in clash})
+    raise InputSchemaError(
+        step, params[0] if len(params) == 1 else ", ".join(params),
+        f"would add column(s) {clash} which the input already has; steps never overwrite input "
+        f"columns: {'; '.join(fixes)}", clash)
+
+
+def _is_text_type(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _is_text_type(t.value_type)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_string_view(t) or pa.types.is_null(t))
+
+
+def require_text_column(step: str, schema: pa.Schema, column: str, parameter: str) -> None:
+    """Raise :class:`InputSchemaError` unless ``column`` exists and holds text (string types,
+    or all-null)."""
+    require_columns(step, schema, [column], parameter)
+    t = schema.field(column).type
+    if not _is_text_type(t):
+        raise InputSchemaError(
+            step, parameter, f"names column {column!r} of type {t}; it must be a text (string) "
+            "column", [column])
+
+
+def require_text_value(step: str, column: str, parameter: str, value: Any) -> None:
+    """The per-record form of :func:`require_text_column` (Beam): None or ``str`` pass."""
+    if value is not None and not isinstance(value, str):
+        raise InputSchemaError(
+            step, parameter, f"names column {column!r} whose values are "
+            f"{type(value).__name__} (e.g. {value!r:.40}); it must be a text (string) column",
+            [column])
 

@@ -9,6 +9,11 @@ and ``rows in = rows out + rows dead-lettered`` always holds.
 The per-record function :func:`clean_record` is pure; the table path runs exactly the same
 function over every row, so feeding records in batches (Beam) or as one table (Airflow) gives
 the same output.
+
+A problem of the input's shape is not a problem of its rows: an input without a required
+column, or one that already has the ``reason``/``column`` columns dead letters add, fails the
+step with :class:`~headwater.steps.base.InputSchemaError` before any row is dead-lettered
+(:func:`check_input`; the Beam path runs it on each record's keys).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,16 +32,19 @@ import pyarrow as pa
 from headwater.steps.base import (
     COLUMN,
     REASON,
+    InputSchemaError,
     Record,
     Step,
     StepParams,
     StepResult,
+    claim_columns,
     dead_letter_schema,
     records_to_table,
     register_step,
 )
 
-__all__ = ["DEFAULT_USER_SPEC", "CleanParams", "CleanStep", "ColumnSpec", "clean_record"]
+__all__ = ["DEFAULT_USER_SPEC", "CleanParams", "CleanStep", "ColumnSpec", "check_input",
+           "clean_record"]
 
 KINDS = ("text", "email", "phone", "date", "id", "int", "float", "bool")
 _ARROW = {
@@ -200,6 +208,24 @@ def _convert(spec: ColumnSpec, v: Any, p: CleanParams) -> Any:
     return raw
 
 
+def check_input(names: pa.Schema | Iterable[str], params: CleanParams) -> None:
+    """Refuse an input whose shape the step cannot handle (the table's schema, or one record's
+    keys on the Beam path): a required column is absent, or a dead-letter column is taken.
+
+    Raises:
+        InputSchemaError: naming the missing (or clashing) columns.
+    """
+    have = set(names.names if isinstance(names, pa.Schema) else names)
+    missing = [c.name for c in params.columns if c.required and c.name not in have]
+    if missing:
+        raise InputSchemaError(
+            CleanParams.STEP, "columns",
+            f"declare required column(s) {missing} which the input does not have "
+            f"(it has {sorted(have)}); every row would fail, so nothing was dead-lettered",
+            missing)
+    claim_columns(CleanParams.STEP, have, {REASON: None, COLUMN: None})
+
+
 def clean_record(record: Record, params: CleanParams) -> tuple[Record | None, Record | None]:
     """Clean one record: ``(cleaned, None)`` or ``(None, dead_letter)``.
 
@@ -242,7 +268,12 @@ class CleanStep(Step):
     def process_batch(self, records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
         good: list[Record] = []
         dead: list[Record] = []
+        checked: set[frozenset[str]] = set()
         for r in records:
+            keys = frozenset(r)
+            if keys not in checked:
+                check_input(keys, self.params)
+                checked.add(keys)
             ok, bad = clean_record(r, self.params)
             if ok is not None:
                 good.append(ok)
@@ -257,6 +288,7 @@ class CleanStep(Step):
         return pa.schema(fields)
 
     def run_table(self, table: pa.Table) -> StepResult:
+        check_input(table.schema, self.params)
         good, dead = self.process_batch(table.to_pylist())
         out = records_to_table(good, self._out_schema(table.schema))
         dl = records_to_table(dead, dead_letter_schema(table.schema))

@@ -9,7 +9,11 @@ scores. The model is scikit-learn's TF-IDF (word 1-2-grams + character 2-5-grams
 class-balanced logistic regression, whose probabilities are usable as scores with a threshold.
 
 Training is a step (``train_spam_model``): its artifact is the serialised model plus a JSON
-metadata file whose stats hold precision, recall and F1 on the held-out split.
+metadata file whose stats hold precision, recall and F1 on the held-out split, and the
+``profile`` of the training text (length quantiles, vocabulary size, the held-out rate of words
+the model never saw). A model knows its domain: :meth:`SpamModel.domain_counts` measures how far
+a batch of text lies from that profile (additive counts, so Beam can sum them across workers)
+and :func:`judge_domain` turns the counts into the ``domain`` stats de-spam records.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,9 +51,11 @@ from headwater.steps.base import (
 
 __all__ = [
     "CorpusCountMismatch",
+    "DomainCounts",
     "SpamModel",
     "TrainSpamModelStep",
     "TrainSpamParams",
+    "judge_domain",
     "load_sms_spam",
     "normalise_text",
     "train_spam_model",
@@ -153,6 +160,122 @@ class TrainSpamParams(StepParams):
             raise self.bad("c", f"must be > 0, got {self.c!r}")
 
 
+#: Length band of the training profile: texts outside these quantiles count as out of profile.
+PROFILE_BAND = (0.01, 0.99)
+PROFILE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class DomainCounts:
+    """Additive counts of how a batch of texts sits against a model's training profile:
+    non-empty ``texts``, those whose length is outside the profile's band, word ``tokens`` and
+    tokens not in the model's vocabulary (``oov``). Sum them across batches with ``+``."""
+
+    texts: int = 0
+    outside_length: int = 0
+    tokens: int = 0
+    oov: int = 0
+
+    def __add__(self, other: DomainCounts) -> DomainCounts:
+        return DomainCounts(self.texts + other.texts, self.outside_length + other.outside_length,
+                            self.tokens + other.tokens, self.oov + other.oov)
+
+
+def _word_vectorizer(pipeline: Pipeline) -> TfidfVectorizer | None:
+    features = pipeline.named_steps.get("features")
+    for _, part in getattr(features, "transformer_list", []):
+        if isinstance(part, TfidfVectorizer) and part.analyzer == "word":
+            return part
+    return None
+
+
+def _lengths_and_oov(texts: Sequence[str], vectorizer: TfidfVectorizer, vocabulary: set[str],
+                     ) -> tuple[np.ndarray, int, int]:
+    pre, tok = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
+    tokens = oov = 0
+    for t in texts:
+        words = tok(pre(t))
+        tokens += len(words)
+        oov += sum(w not in vocabulary for w in words)
+    return np.array([len(t) for t in texts], dtype=np.int64), tokens, oov
+
+
+def _unigrams(vectorizer: TfidfVectorizer) -> set[str]:
+    return {w for w in vectorizer.vocabulary_ if " " not in w}
+
+
+def text_profile(pipeline: Pipeline, train: Sequence[str], heldout: Sequence[str],
+                 ) -> dict[str, Any]:
+    """The training-text profile stored in the model's stats (JSON)."""
+    vec = _word_vectorizer(pipeline)
+    if vec is None:
+        raise ValueError("the spam pipeline has no word vectoriser to profile its vocabulary")
+    vocab = _unigrams(vec)
+    lengths = np.array([len(t) for t in train if t], dtype=np.int64)
+    _, tokens, oov = _lengths_and_oov([t for t in heldout if t], vec, vocab)
+    q = np.quantile(lengths, PROFILE_QUANTILES)
+    return {
+        "format": 1, "texts": int(lengths.size),
+        "length_quantiles": {f"p{round(k * 100):02d}": float(v)
+                             for k, v in zip(PROFILE_QUANTILES, q, strict=True)},
+        "length_band": [float(np.quantile(lengths, PROFILE_BAND[0])),
+                        float(np.quantile(lengths, PROFILE_BAND[1]))],
+        "vocabulary_words": len(vocab),
+        "heldout_tokens": tokens,
+        "heldout_oov_rate": round(oov / tokens, 6) if tokens else 0.0,
+    }
+
+
+def _wilson_lower(k: int, n: int, z: float = 1.96) -> float:
+    """Lower end of the Wilson 95 % interval of a proportion k/n (0 when n is 0)."""
+    if n == 0:
+        return 0.0
+    p = k / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
+def judge_domain(counts: DomainCounts, profile: Mapping[str, Any] | None, *, warn: float,
+                 limit: float | None) -> dict[str, Any]:
+    """The ``domain`` stats of a de-spam run: how far the input lies from the training profile.
+
+    ``shift`` is the larger of (a) the share of texts whose length is outside the training
+    band (the middle 98 % of training lengths: about 0.02 on text like the training text) and
+    (b) the share of words the model never saw, beyond the held-out rate of its own corpus.
+    Decisions use the lower end of a 95 % Wilson interval (``shift_lower``), so a handful of
+    texts cannot fail a run by chance. ``warning`` is set when ``shift_lower`` exceeds
+    ``warn``; ``over_limit`` when it exceeds ``limit`` (None: never).
+    """
+    if profile is None:
+        return {"checked": False, "texts": counts.texts,
+                "warning": "the model has no training-text profile (trained by an older "
+                           "headwater); retrain it to check the input's domain"}
+    ref = float(profile["heldout_oov_rate"])
+    length_share = counts.outside_length / counts.texts if counts.texts else 0.0
+    oov_rate = counts.oov / counts.tokens if counts.tokens else 0.0
+    oov_excess = max(0.0, (oov_rate - ref) / (1 - ref)) if ref < 1 else 0.0
+    excess_tokens = max(0, counts.oov - round(ref * counts.tokens))
+    lower = max(_wilson_lower(counts.outside_length, counts.texts),
+                _wilson_lower(excess_tokens, counts.tokens - round(ref * counts.tokens)))
+    out: dict[str, Any] = {
+        "checked": True, "texts": counts.texts,
+        "length_band": list(profile["length_band"]),
+        "outside_length_share": round(length_share, 6),
+        "oov_rate": round(oov_rate, 6), "training_oov_rate": ref,
+        "oov_excess": round(oov_excess, 6),
+        "shift": round(max(length_share, oov_excess), 6), "shift_lower": round(lower, 6),
+        "warn_at": warn, "limit": limit, "over_limit": limit is not None and lower > limit,
+    }
+    if lower > warn:
+        out["warning"] = (
+            f"input text is unlike the spam model's training text: {length_share:.1%} of "
+            f"{counts.texts} texts have a length outside the training band "
+            f"{profile['length_band']} characters, {oov_rate:.1%} of words are unknown to the "
+            f"model (training held-out: {ref:.1%}); scores may be unreliable")
+    return out
+
+
 class SpamModel:
     """A fitted text classifier plus the threshold and stats it was trained with."""
 
@@ -160,6 +283,26 @@ class SpamModel:
         self.pipeline = pipeline
         self.threshold = threshold
         self.stats = stats
+        self._vocabulary: set[str] | None = None
+
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        """The training-text profile (None for a model trained before profiles existed)."""
+        profile = self.stats.get("profile")
+        return profile if isinstance(profile, dict) else None
+
+    def domain_counts(self, texts: Sequence[str | None]) -> DomainCounts:
+        """How ``texts`` sit against the training profile (empty texts are not counted)."""
+        profile, vec = self.profile, _word_vectorizer(self.pipeline)
+        present = [t for t in texts if t]
+        if profile is None or vec is None or not present:
+            return DomainCounts(texts=len(present))
+        if self._vocabulary is None:
+            self._vocabulary = _unigrams(vec)
+        lengths, tokens, oov = _lengths_and_oov(present, vec, self._vocabulary)
+        lo, hi = profile["length_band"]
+        outside = int(((lengths < lo) | (lengths > hi)).sum())
+        return DomainCounts(len(present), outside, tokens, oov)
 
     def score(self, texts: Sequence[str | None]) -> np.ndarray:
         """P(spam) per text; a missing text scores 0."""
@@ -237,6 +380,7 @@ def train_spam_model(
         "train_rows": len(tr), "test_rows": len(te),
         "duplicate_texts_across_split": overlap, "threshold": p.threshold,
         "heldout": heldout, **{k: heldout[k] for k in ("precision", "recall", "f1")},
+        "profile": text_profile(pipe, tr, te),
     }
     return model
 

@@ -24,10 +24,14 @@ import pyarrow as pa
 
 from headwater.canonical import canonical_json
 from headwater.steps.base import (
+    COLUMN,
+    DEAD_LETTER_COLUMNS,
+    REASON,
     Record,
     Step,
     StepParams,
     StepResult,
+    claim_columns,
     dead_letter_schema,
     records_to_table,
     register_step,
@@ -64,6 +68,13 @@ class SplitParams(StepParams):
             raise self.bad("parts", f"must be distinct non-empty names, got {self.parts}")
         if not isinstance(self.seed, int):
             raise self.bad("seed", f"must be an int, got {self.seed!r}")
+        if not self.split_column or self.split_column in DEAD_LETTER_COLUMNS:
+            raise self.bad("split_column", f"must be a name other than {DEAD_LETTER_COLUMNS}, "
+                           f"got {self.split_column!r}")
+
+    def added_columns(self) -> dict[str, str | None]:
+        """The columns split adds (its part column; dead letters' reason/column on Beam)."""
+        return {self.split_column: "split_column", REASON: None, COLUMN: None}
 
 
 def allocate(n: int, ratios: Sequence[float]) -> list[int]:
@@ -147,6 +158,7 @@ class SplitStep(Step):
         p = self.params
         cols = [c for c in (p.key_column, p.label_column) if c]
         require_columns(self.NAME, table.schema, cols)
+        claim_columns(self.NAME, table.schema, p.added_columns())
         if p.key_column is not None:
             keys = table.column(p.key_column).to_pylist()
             if len(set(keys)) != len(keys):
