@@ -218,11 +218,12 @@ def _manifest_lines(tmp_path: Path, digest: str) -> list[object]:
     return out
 
 
-def test_relog_repairs_a_damaged_s3_store(s3_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_relog_repairs_a_damaged_s3_store(s3_store, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The same on S3 (moto): a deleted object and a truncated one are written again."""
     import fsspec
 
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("HEADWATER_PACK", "off")  # loose objects; packed ones: tests/test_packs.py
     c = Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}", store_url=s3_store.url,
                      store_options=s3_store.storage_options)
     try:

@@ -49,6 +49,8 @@ from headwater.version import VersionInfo
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from headwater.store.cache import ReadCache
+
 
 def _default_actor() -> str:
     """Who made a change when the caller did not say: the OS user (kept in histories)."""
@@ -177,6 +179,8 @@ class Catalog(ReportsMixin):
                 url,
                 options=self.settings.store_options,
                 stat_cache=open_stat_cache(self.settings.stat_cache_path),
+                pack={"on": True, "off": False}.get(self.settings.pack),
+                cache=self.read_cache,
             )
             if store.local and url != self.settings.store_url \
                     and not os.path.isdir(f"{store.root}/objects"):
@@ -186,6 +190,15 @@ class Catalog(ReportsMixin):
                 )
             self._stores[url] = store
         return store
+
+    @property
+    def read_cache(self) -> ReadCache | None:
+        """This machine's read cache for remote stores (``HEADWATER_CACHE``), None if off."""
+        if self.settings.cache_path is None:
+            return None
+        from headwater.store.cache import ReadCache
+
+        return ReadCache(self.settings.cache_path, self.settings.cache_size)
 
     def resolve_store_url(self, recorded: str) -> str:
         """The store a recorded ``store_url`` names now (``"."`` is this catalog's own)."""

@@ -19,8 +19,15 @@ from headwater.catalog import gclock
 from headwater.errors import HeadwaterError, InvalidArgument
 from headwater.reporting import report_digests
 from headwater.store.checkout import open_reference, read_manifest
-from headwater.store.hashing import CHUNK
+from headwater.store.hashing import CHUNK, hash_bytes
 from headwater.store.objects import ObjectStore, StoredObject
+from headwater.store.packs import (
+    PACK_TARGET,
+    PackWriter,
+    index_relpath,
+    loaded_index_entries,
+    pack_relpath,
+)
 
 if TYPE_CHECKING:
     from headwater.api import Catalog
@@ -41,6 +48,12 @@ class GcReport:
     kept_referenced: int = 0
     #: manifests that could not be read ("digest: why"); gc went on without them
     damaged: list[str] = field(default_factory=list)
+    #: packs (ADR 0005) deleted whole (nothing live left, or an orphan without an index)
+    packs_deleted: int = 0
+    #: packs whose live objects were copied to a new pack before they were deleted
+    packs_repacked: int = 0
+    #: bytes of pack files deleted
+    pack_bytes_freed: int = 0
 
 
 @dataclass
@@ -155,6 +168,7 @@ def gc(
         report.deleted_bytes = sum(o.size for o in doomed)
     for start in range(0, 0 if dry_run else len(doomed), GC_BATCH):
         _delete_batch(cat, store, doomed[start:start + GC_BATCH], live, seen, report)
+    _gc_packs(cat, store, live, seen, report, cutoff, dry_run)
     for path, mtime in store.iter_staging():
         if mtime <= cutoff:
             report.staging_removed += 1
@@ -183,6 +197,108 @@ def _delete_batch(cat: Catalog, store: ObjectStore, batch: list[StoredObject], l
             store.delete(obj.digest)
             report.deleted.append(obj.digest)
             report.deleted_bytes += obj.size
+
+
+#: A pack whose live bytes fall below this fraction of its size is repacked by ``gc``.
+REPACK_BELOW = 0.5
+
+
+def _gc_packs(cat: Catalog, store: ObjectStore, live: set[str], seen: set[str],
+              report: GcReport, cutoff: float, dry_run: bool) -> None:
+    """Packs (ADR 0005): delete orphans (a pack no index names, from a crashed writer) and
+    packs with nothing live, repack those mostly dead. Young packs (newer than the grace
+    period) are left alone, as young loose objects are. A repack writes the live objects to a
+    new pack first (visible once its index is); the old index and pack are then deleted under
+    the gc lock, after the roots committed meanwhile were re-read, unless an object being
+    dropped became live — the same rule, and the same epoch bump, as for loose objects."""
+    files = list(store.iter_pack_files())
+    if not files:
+        return
+    packs = {d: (size, mtime) for kind, d, size, mtime in files if kind == "pack"}
+    indexes = [(d, mtime) for kind, d, _size, mtime in files if kind == "idx"]
+    store.packs.refresh()
+    named: set[str] = set()
+    victims: list[tuple[str | None, str, list[tuple[str, int, int]], set[str]]] = []
+    sizes: dict[str, int] = {}
+    for idx, mtime in indexes:
+        try:
+            pack, size, entries = loaded_index_entries(store, idx)
+        except HeadwaterError as exc:
+            report.damaged.append(f"pack index {idx}: {exc}")
+            continue
+        named.add(pack)
+        sizes.update((d, n) for d, _off, n in entries)
+        if pack not in packs:  # its pack is gone: the index only hides that objects are lost
+            victims.append((idx, pack, [], set()))
+            continue
+        pack_mtime = packs[pack][1]
+        if any(m is not None and m > cutoff for m in (mtime, pack_mtime)):
+            report.kept_young += 1
+            continue
+        void = store.packs.void
+        keep = [(d, off, n) for d, off, n in entries if d in live and d not in void]
+        dropped = {d for d, _off, _n in entries} - {d for d, _o, _n in keep}
+        if not dropped:
+            continue
+        if keep and sum(n for _d, _o, n in keep) >= REPACK_BELOW * size:
+            continue
+        victims.append((idx, pack, keep, dropped))
+    for pack, (_size, mtime) in packs.items():
+        if pack not in named and (mtime is None or mtime <= cutoff):
+            victims.append((None, pack, [], set()))  # an orphan: written, never indexed
+    if dry_run:
+        report.deleted.extend(sorted(d for v in victims for d in v[3]))
+        report.packs_deleted += sum(1 for v in victims if not v[2])
+        report.packs_repacked += sum(1 for v in victims if v[2])
+        return
+    for index, pack, keep, dropped in victims:
+        if keep and not _repack(store, pack, keep, report):
+            continue
+        with cat.session() as s:
+            gclock.hold_exclusive(s)
+            where = cat.settings.catalog_url
+            for root in gclock.version_roots(s, store.url, where) - seen:
+                _add_manifest(store, root, live, report.damaged)
+                seen.add(root)
+            for _id, body, digest in gclock.report_rows(s, store.url, where):
+                live.update(report_digests(body, digest))
+            if dropped & live:  # referenced by a version committed since the scan: keep it
+                report.kept_referenced += len(dropped & live)
+                continue
+            gclock.bump_epoch(s, store.url)
+            _failpoints.reached("gc.locked")
+            if index is not None:  # the index first: a crash then leaves an orphan pack
+                store.delete_aux(index_relpath(index))
+            store.delete_aux(pack_relpath(pack))
+        report.pack_bytes_freed += packs.get(pack, (0, None))[0]
+        # the objects that left the store with it (those of ``keep`` live on in the new pack)
+        report.deleted.extend(sorted(dropped))
+        report.deleted_bytes += sum(sizes.get(d, 0) for d in dropped)
+        if keep:
+            report.packs_repacked += 1
+        else:
+            report.packs_deleted += 1
+    store.packs.refresh()
+
+
+def _repack(store: ObjectStore, pack: str, keep: list[tuple[str, int, int]],
+            report: GcReport) -> bool:
+    """Write ``keep`` (entries of ``pack``) into a new pack; False (nothing written) if the
+    pack cannot be read or one of them does not hash to its digest."""
+    try:
+        blob = store.read_range(pack, 0, max(off + n for _d, off, n in keep))
+    except (FileNotFoundError, OSError) as exc:
+        report.damaged.append(f"pack {pack}: {exc}")
+        return False
+    pieces = [(d, blob[off:off + n]) for d, off, n in sorted(keep, key=lambda e: e[1])]
+    bad = [d for d, data in pieces if hash_bytes(data) != d]
+    if bad:
+        report.damaged.append(f"pack {pack}: {len(bad)} object(s) corrupted; not repacked")
+        return False
+    with PackWriter(store, target=PACK_TARGET * 4) as writer:
+        for d, data in pieces:
+            writer.add(d, data)
+    return True
 
 
 def verify(cat: Catalog, versions: list[VersionInfo]) -> VerifyReport:

@@ -49,6 +49,12 @@ class Settings:
     #: ``{"ns/name": "ns/name@N"}``; see :func:`headwater.refs.parse_pins`): how a rebuild
     #: reaches steps launched by Bash or a Beam subprocess.
     pins: Mapping[str, str] = field(default_factory=dict)
+    #: Pack new small objects (``HEADWATER_PACK``: ``auto`` = remote stores only, ``on``, ``off``).
+    pack: str = "auto"
+    #: Read cache folder for remote stores (``HEADWATER_CACHE``: a path, or ``off``); None: off.
+    cache_path: str | None = None
+    #: Read cache size bound in bytes (``HEADWATER_CACHE_SIZE``, e.g. ``10G``).
+    cache_size: int = 10 << 30
 
     @classmethod
     def resolve(
@@ -93,6 +99,9 @@ class Settings:
             run_lease_seconds=lease,
             reap_interval_seconds=_seconds(env, "HEADWATER_REAP_INTERVAL", 60.0),
             pins=_pins(env),
+            pack=_choice(env, "HEADWATER_PACK", ("auto", "on", "off")),
+            cache_path=_cache_path(env.get("HEADWATER_CACHE"), home),
+            cache_size=_size(env, "HEADWATER_CACHE_SIZE", 10 << 30),
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -132,6 +141,32 @@ def _lease_settings(env: Mapping[str, str]) -> tuple[float, float]:
             f"({beat:g} s, > 0): a live run would be reaped between two heartbeats"
         )
     return beat, lease
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).lower()
+    if value not in choices:
+        raise InvalidArgument(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _cache_path(value: str | None, home: Path) -> str | None:
+    """``HEADWATER_CACHE`` (a path, or ``off``); else ``$HEADWATER_HOME/cache``."""
+    if value:
+        return None if value.lower() in {"off", "none", "0", "false"} else value
+    return str(home / "cache")
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    from headwater.store.cache import parse_size
+
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return parse_size(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
 
 
 def _stat_cache_path(value: str | None, catalog_url: str, home: Path) -> str | None:

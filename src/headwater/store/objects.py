@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsspec import AbstractFileSystem
 
@@ -53,7 +53,21 @@ from headwater.store.hashing import (
 )
 from headwater.store.layout import object_relpath, prefix_relpath, split_digest
 from headwater.store.manifest import check_digest
+from headwater.store.packs import (
+    PACK_MAX_OBJECT,
+    PACKS_DIR,
+    PackedAt,
+    PackSet,
+    PackWriter,
+    coalesce,
+    iter_pack_files,
+    pack_relpath,
+    write_local_atomic,
+)
 from headwater.store.statcache import NullStatCache, StatCache
+
+if TYPE_CHECKING:
+    from headwater.store.cache import ReadCache
 
 #: A local store answers this many digests or fewer with one ``stat`` each instead of listings.
 STAT_LIMIT = 64
@@ -83,12 +97,20 @@ class ObjectStore:
         *,
         options: Mapping[str, Any] | None = None,
         stat_cache: StatCache | None = None,
+        pack: bool | None = None,
+        cache: ReadCache | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.options = dict(options or {})
         self.fs: AbstractFileSystem
         self.fs, self.root = backends.open_filesystem(self.url, self.options)
         self.local = backends.is_local(self.fs)
+        #: new small objects of a snapshot go into packs (ADR 0005); default: remote stores only.
+        #: Reads find packed objects whatever this says (a mixed store).
+        self.packing = (not self.local) if pack is None else pack
+        self.packs = PackSet(self)
+        #: the machine's read cache (remote stores only: a local store is its own cache)
+        self.cache: ReadCache | None = None if self.local else cache
         #: Digests of the local files this machine has hashed before (dvc-data keeps its
         #: ``state`` beside its object database the same way); the store itself never reads it.
         self.stat_cache: StatCache = stat_cache or NullStatCache()
@@ -139,7 +161,7 @@ class ObjectStore:
         if not wanted:
             return set()
         if self.local and len(wanted) <= STAT_LIMIT:
-            return {d for d in wanted if not os.path.exists(self.object_path(d))}
+            return self._unpacked({d for d in wanted if not os.path.exists(self.object_path(d))})
         prefixes = sorted({d[:2] for d in wanted})
         lister: Callable[[str], set[str]] = self._list_prefix_digests
         if len(prefixes) > STREAM_ABOVE and backends.protocol_of(self.url) in _PREFIX_FIND:
@@ -150,7 +172,19 @@ class ObjectStore:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for present in pool.map(lister, prefixes):
                 wanted -= present
-        return wanted
+        return self._unpacked(wanted)
+
+    def _unpacked(self, digests: set[str]) -> set[str]:
+        """Those of ``digests`` (not found loose) that no pack holds either (one listing of
+        ``packs/``, plus the indexes not read before)."""
+        if not digests:
+            return digests
+        self.packs.refresh()
+        if not self.packs.where:
+            return digests
+        present = self.packs.where
+        void = self.packs.void
+        return {d for d in digests if d not in present or d in void}
 
     def _list_prefix_digests(self, prefix: str) -> set[str]:
         return {prefix + name for name in self.list_prefix(prefix)}
@@ -199,8 +233,8 @@ class ObjectStore:
             listed[prefix] = found
             return found
 
-        return {d for d in digests
-                if d[2:] not in (listed.get(d[:2]) or names(d[:2]))}
+        return self._unpacked({d for d in digests
+                               if d[2:] not in (listed.get(d[:2]) or names(d[:2]))})
 
     def absent_since_checked(self, digests: list[str], key: str) -> set[str]:
         """:meth:`absent`, answered by ~256 ``stat`` calls when nothing changed since the last
@@ -214,6 +248,8 @@ class ObjectStore:
         """
         if not self.local:
             return self.missing(digests)
+        if self.list_dir(PACKS_DIR):  # packed objects leave no trace in the prefix mtimes
+            return self.absent(digests)
         objects = f"{self.root}/objects"
         cert = f"{self.root}/checks/{key}"
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
@@ -277,7 +313,7 @@ class ObjectStore:
                     os.close(fd)
                 return out
 
-            return {d for prefix in by_prefix for d in bad(prefix)}
+            return self._packed_sizes_ok({d for prefix in by_prefix for d in bad(prefix)}, sizes)
         present: dict[str, int] = {}
         base = f"{self.root}/objects"
         self.fs.invalidate_cache(base)
@@ -296,7 +332,20 @@ class ObjectStore:
                 for e in entries:
                     name = str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
                     present[prefix + name] = int(e.get("size") or 0)
-        return {d for d, size in sizes.items() if present.get(d) != size}
+        return self._packed_sizes_ok({d for d, size in sizes.items() if present.get(d) != size},
+                                     sizes)
+
+    def _packed_sizes_ok(self, bad: set[str], sizes: Mapping[str, int]) -> set[str]:
+        """``bad`` (not found loose with the right size) minus those packed with that size."""
+        if not bad:
+            return bad
+        self.packs.refresh()
+        out = set()
+        for d in bad:
+            at = self.packs.find(d)
+            if at is None or at.length != sizes[d]:
+                out.add(d)
+        return out
 
     def flag(self, digest: str) -> None:
         """Remember that ``digest``'s object failed its hash or was missing (``flags/<digest>``).
@@ -336,6 +385,21 @@ class ObjectStore:
             self.fs.rm_file(f"{self.root}/flags/{digest}")
         src = self.object_path(digest)
         dest = f"{self.root}/quarantine/{digest}"
+        if self.cache is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.cache.path_of(digest))
+        self.packs.ensure()
+        if self.packs.find(digest) is not None:
+            # a packed copy cannot be moved out of its pack: a marker voids it (ADR 0005), so
+            # the object counts as absent and is written again, loose
+            with contextlib.suppress(OSError):
+                if self.local:
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    if not os.path.exists(src):
+                        open(dest, "ab").close()
+                elif not self.fs.exists(src):
+                    self.fs.pipe_file(dest, b"")
+            self.packs.void.add(digest)
         try:
             if self.local:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -471,23 +535,96 @@ class ObjectStore:
             if staged.exists():
                 staged.unlink()
 
-    # -- reading --------------------------------------------------------------------------------
-    def open(self, digest: str, *, context: str = "") -> BinaryIO:
-        """Open an object for reading; the stream raises ObjectCorrupted at EOF on a mismatch."""
-        path = self.object_path(digest)
+    # -- packs and other named files --------------------------------------------------------
+    def list_dir(self, rel: str) -> list[str]:
+        """Names in the store folder ``rel`` (fresh, never from a listing cache)."""
+        directory = f"{self.root}/{rel}"
         try:
-            raw = self.fs.open(path, "rb")
+            if self.local:
+                return os.listdir(directory)
+            self.fs.invalidate_cache(directory)
+            return [str(p).rstrip("/").rsplit("/", 1)[-1]
+                    for p in self.fs.ls(directory, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def write_aux(self, rel: str, data: bytes) -> None:
+        """Write the store file ``rel`` whole: an atomic rename locally, one PUT remotely
+        (all-or-nothing on S3 and GCS)."""
+        if self.local:
+            self._ensure_root()
+            write_local_atomic(f"{self.root}/{rel}", data, f"{self.root}/tmp")
+        else:
+            self.fs.pipe_file(f"{self.root}/{rel}", data)
+            self.fs.invalidate_cache(f"{self.root}/{rel}")
+
+    def read_aux(self, rel: str, *, cache_key: str | None = None) -> bytes | None:
+        """The bytes of the store file ``rel``, None if absent. ``cache_key``: an immutable
+        file named by its content (the caller verifies it), kept in the read cache."""
+        if cache_key is not None and self.cache is not None:
+            data = self.cache.get_aux(cache_key)
+            if data is not None:
+                return data
+        try:
+            data = read_file(f"{self.root}/{rel}") if self.local \
+                else self.fs.cat_file(f"{self.root}/{rel}")
         except FileNotFoundError:
+            return None
+        if cache_key is not None and self.cache is not None:
+            self.cache.put_aux(cache_key, data)
+        return data
+
+    def drop_cached_aux(self, key: str) -> None:
+        if self.cache is not None:
+            self.cache.drop_aux(key)
+
+    def read_range(self, pack: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a pack: one ranged GET remotely, one ``pread`` locally."""
+        path = f"{self.root}/{pack_relpath(pack)}"
+        if self.local:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return os.pread(fd, end - start, start)
+            finally:
+                os.close(fd)
+        return bytes(self.fs.cat_file(path, start=start, end=end))
+
+    def pack_writer(self) -> PackWriter:
+        """A writer that puts small objects into new packs (see :mod:`headwater.store.packs`)."""
+        return PackWriter(self)
+
+    def packable(self, digest: str, size: int) -> bool:
+        """Whether a new object of ``size`` bytes goes into a pack here."""
+        return self.packing and size <= PACK_MAX_OBJECT and digest not in self.packs.void
+
+    def _find_packed(self, digest: str) -> PackedAt | None:
+        self.packs.ensure()
+        return self.packs.find(digest)
+
+    def _read_packed(self, digest: str, at: PackedAt, context: str) -> bytes:
+        """The verified bytes of a packed object; a pack gone since the index was read (gc
+        repacked it) makes one refresh and another try."""
+        try:
+            data = self.read_range(at.pack, at.offset, at.offset + at.length)
+        except FileNotFoundError:
+            self.packs.refresh()
+            again = self.packs.find(digest)
+            if again is None or again == at:
+                return self._read_loose(digest, context)
+            return self._read_packed(digest, again, context)
+        return self._checked(digest, data, context)
+
+    def _checked(self, digest: str, data: bytes, context: str) -> bytes:
+        actual = hash_bytes(data)
+        if actual != digest:
             self.flag(digest)
-            raise ObjectMissing(_missing_msg(digest, context)) from None
-        return VerifyingReader(raw, digest, context,  # type: ignore[return-value]
-                               on_bad=partial(self.flag, digest))
+            raise ObjectCorrupted(_corrupted_msg(digest, actual, context))
+        if self.cache is not None:
+            self.cache.miss(len(data))
+            self.cache.put(digest, data)
+        return data
 
-    def read_bytes(self, digest: str, *, context: str = "") -> bytes:
-        """The verified bytes of an object (raises ObjectMissing or ObjectCorrupted).
-
-        One GET from a remote store (no HEAD first), one ``read`` from a local one.
-        """
+    def _read_loose(self, digest: str, context: str) -> bytes:
         try:
             if self.local:
                 data = read_file(self.object_path(digest))
@@ -496,27 +633,133 @@ class ObjectStore:
         except FileNotFoundError:
             self.flag(digest)
             raise ObjectMissing(_missing_msg(digest, context)) from None
-        actual = hash_bytes(data)
-        if actual != digest:
+        return self._checked(digest, data, context)
+
+    # -- reading --------------------------------------------------------------------------------
+    def open(self, digest: str, *, context: str = "", cached: bool = True) -> BinaryIO:
+        """Open an object for reading; the stream raises ObjectCorrupted at EOF on a mismatch.
+
+        From the read cache when it has the object (verified first); a packed object is read
+        whole (one ranged GET); a loose remote one streams, and lands in the cache once its
+        last byte verified. ``cached=False`` reads the store's own copy (``verify``).
+        """
+        check_digest(digest)
+        if cached and self.cache is not None:
+            hit = self.cache.open_verified(digest)
+            if hit is not None:
+                return hit
+        at = self._find_packed(digest)
+        if at is not None:
+            return io.BytesIO(self._read_packed(digest, at, context))
+        path = self.object_path(digest)
+        try:
+            raw = self.fs.open(path, "rb")
+        except FileNotFoundError:
+            self.packs.refresh()
+            at = self.packs.find(digest)
+            if at is not None:
+                return io.BytesIO(self._read_packed(digest, at, context))
             self.flag(digest)
-            raise ObjectCorrupted(_corrupted_msg(digest, actual, context))
-        return data
+            raise ObjectMissing(_missing_msg(digest, context)) from None
+        sink = self.cache if cached else None
+        return VerifyingReader(raw, digest, context,  # type: ignore[return-value]
+                               on_bad=partial(self.flag, digest), cache=sink)
+
+    def read_bytes(self, digest: str, *, context: str = "") -> bytes:
+        """The verified bytes of an object (raises ObjectMissing or ObjectCorrupted).
+
+        The read cache first; then the pack that holds it (one ranged GET) or the loose
+        object (one GET from a remote store, no HEAD first; one ``read`` from a local one).
+        """
+        check_digest(digest)
+        if self.cache is not None:
+            data = self.cache.get(digest)
+            if data is not None:
+                return data
+        at = self._find_packed(digest)
+        if at is not None:
+            return self._read_packed(digest, at, context)
+        try:
+            return self._read_loose(digest, context)
+        except ObjectMissing:
+            self.packs.refresh()  # packed by another process since our index was read?
+            at = self.packs.find(digest)
+            if at is None:
+                raise
+            return self._read_packed(digest, at, context)
+
+    def read_many(self, digests: list[str], *, context: str = "",
+                  workers: int = 16) -> Iterator[tuple[str, bytes | BaseException]]:
+        """``(digest, verified bytes or the error)`` for each of ``digests``, in any order.
+
+        Cache hits first; packed objects by ranged GETs, neighbours in one pack coalesced
+        (:func:`headwater.store.packs.coalesce`), in ``workers`` threads; the rest one by one.
+        """
+        todo: list[str] = []
+        for d in digests:
+            data = self.cache.get(d) if self.cache is not None else None
+            if data is None:
+                todo.append(d)
+            else:
+                yield d, data
+        if not todo:
+            return
+        self.packs.ensure()
+        packed = [(d, at) for d in todo if (at := self.packs.find(d)) is not None]
+        loose = [d for d in todo if self.packs.find(d) is None]
+
+        def fetch(group: tuple[str, int, int, list[tuple[str, PackedAt]]]
+                  ) -> list[tuple[str, bytes | BaseException]]:
+            pack, start, end, members = group
+            try:
+                blob = self.read_range(pack, start, end)
+            except FileNotFoundError:
+                return [(d, _get(self.read_bytes, d, context)) for d, _ in members]
+            out: list[tuple[str, bytes | BaseException]] = []
+            for d, at in members:
+                piece = blob[at.offset - start: at.offset - start + at.length]
+                try:
+                    out.append((d, self._checked(d, piece, context)))
+                except ObjectCorrupted as exc:
+                    out.append((d, exc))
+            return out
+
+        def single(d: str) -> list[tuple[str, bytes | BaseException]]:
+            return [(d, _get(self.read_bytes, d, context))]
+
+        jobs: list[Callable[[], list[tuple[str, bytes | BaseException]]]] = []
+        jobs.extend(partial(fetch, g) for g in coalesce(packed))
+        jobs.extend(partial(single, d) for d in loose)
+        if len(jobs) == 1 or self.local or workers <= 1:
+            for job in jobs:
+                yield from job()
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            for result in pool.map(lambda job: job(), jobs):
+                yield from result
 
     def get_file(self, digest: str, dest: str | Path, *, context: str = "") -> None:
         """Copy an object to a local file, verifying it; ``dest`` appears only when complete.
 
         From a local store the object is hashed first (BLAKE3's threads) and then
-        copied by the kernel; from a remote one it streams through a verifying reader.
+        copied by the kernel; from a remote one it streams through a verifying reader (into
+        the read cache, and is then copied from there).
         """
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # a short name: ".{dest.name}…" is longer than NAME_MAX when dest's name is 255 bytes
         tmp = dest.with_name(f".hw-{uuid.uuid4().hex[:12]}.part")
         try:
-            if self.local:
+            if self.local and self._find_packed(digest) is None:
                 try:
                     fd = os.open(self.object_path(digest), os.O_RDONLY)
                 except FileNotFoundError:
+                    self.packs.refresh()
+                    if self.packs.find(digest) is not None:
+                        with open(tmp, "wb") as out_file:
+                            out_file.write(self.read_bytes(digest, context=context))
+                        os.replace(tmp, dest)
+                        return
                     self.flag(digest)
                     raise ObjectMissing(_missing_msg(digest, context)) from None
                 try:
@@ -541,8 +784,9 @@ class ObjectStore:
                 tmp.unlink()
 
     def verify(self, digest: str, *, context: str = "") -> None:
-        """Raise ObjectMissing or ObjectCorrupted unless the object hashes to its digest."""
-        with self.open(digest, context=context) as f:
+        """Raise ObjectMissing or ObjectCorrupted unless the store's copy (loose or packed,
+        never the read cache's) hashes to its digest."""
+        with self.open(digest, context=context, cached=False) as f:
             while f.read(CHUNK):
                 pass
 
@@ -563,6 +807,27 @@ class ObjectStore:
             if len(digest) != 64:
                 continue
             yield StoredObject(digest, int(info.get("size") or 0), backends.modified_time(info))
+
+    def iter_pack_files(self) -> Iterator[tuple[str, str, int, float | None]]:
+        """``(kind, digest, size, modified)`` of every ``packs/`` file: kind ``pack`` or ``idx``."""
+        base = f"{self.root}/{PACKS_DIR}"
+        try:
+            if self.local:
+                found = {e.path: {"size": e.stat().st_size, "mtime": e.stat().st_mtime}
+                         for e in os.scandir(base)}
+            else:
+                self.fs.invalidate_cache(base)
+                found = {str(i["name"]): i for i in self.fs.ls(base, detail=True)}
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for path, info in found.items():
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            for kind, digest in iter_pack_files([name]):
+                yield kind, digest, int(info.get("size") or 0), backends.modified_time(info)
+
+    def delete_aux(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.root}/{rel}")
 
     def iter_staging(self) -> Iterator[tuple[Path, float]]:
         """Leftover staging files of a local store (from crashed writers), with their mtimes."""
@@ -618,13 +883,32 @@ def _missing_msg(digest: str, context: str) -> str:
     )
 
 
+def _get(read: Callable[..., bytes], digest: str, context: str) -> bytes | BaseException:
+    try:
+        return read(digest, context=context)
+    except (ObjectMissing, ObjectCorrupted, OSError) as exc:
+        return exc
+
+
 class VerifyingReader(io.RawIOBase):
-    """Hashes what is read and checks the digest once the stream is exhausted."""
+    """Hashes what is read and checks the digest once the stream is exhausted.
+
+    ``cache``: the bytes are also written to a file of the read cache, which is moved into
+    place once the digest matched (and dropped otherwise).
+    """
 
     def __init__(self, raw: BinaryIO, digest: str, context: str,
-                 on_bad: Callable[[], object] | None = None) -> None:
+                 on_bad: Callable[[], object] | None = None,
+                 cache: ReadCache | None = None) -> None:
         super().__init__()
         self._on_bad = on_bad
+        self._cache = cache
+        self._sink: BinaryIO | None = None
+        self._sink_path = ""
+        if cache is not None:
+            with contextlib.suppress(OSError):
+                self._sink_path = cache.tmp_path()
+                self._sink = open(self._sink_path, "wb")  # noqa: SIM115 - closed in _check
         self._raw = raw
         self._digest = digest
         self._context = context
@@ -639,10 +923,18 @@ class VerifyingReader(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         if n:
-            self._hasher.update(data)
+            self._consume(data)
         else:
             self._check()
         return n
+
+    def _consume(self, data: bytes) -> None:
+        self._hasher.update(data)
+        if self._sink is not None:
+            try:
+                self._sink.write(data)
+            except OSError:
+                self._drop_sink()
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -652,16 +944,35 @@ class VerifyingReader(io.RawIOBase):
             return b"".join(chunks)
         data = self._raw.read(size)
         if data:
-            self._hasher.update(data)
+            self._consume(data)
         else:
             self._check()
         return data
+
+    def _drop_sink(self) -> None:
+        if self._sink is not None:
+            with contextlib.suppress(OSError):
+                self._sink.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._sink_path)
+            self._sink = None
 
     def _check(self) -> None:
         if self._checked:
             return
         self._checked = True
         actual = self._hasher.hexdigest()
+        if actual == self._digest and self._sink is not None and self._cache is not None:
+            size = self._sink.tell()
+            try:
+                self._sink.close()
+            except OSError:
+                self._drop_sink()
+            else:
+                self._sink = None
+                self._cache.miss(size)
+                self._cache.adopt(self._sink_path, self._digest)
+        self._drop_sink()
         if actual != self._digest:
             if self._on_bad is not None:
                 with contextlib.suppress(OSError):
@@ -669,6 +980,7 @@ class VerifyingReader(io.RawIOBase):
             raise ObjectCorrupted(_corrupted_msg(self._digest, actual, self._context))
 
     def close(self) -> None:
+        self._drop_sink()  # not read to the end: nothing verified, nothing cached
         self._raw.close()
         super().close()
 

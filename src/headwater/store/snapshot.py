@@ -273,7 +273,8 @@ class _Ingest:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.publish = store.local
+        # into a packing store new objects are gathered first and packed in manifest order
+        self.publish = store.local and not store.packing
         self.new_objects = 0
         self.new_bytes = 0
         self.existing: set[str] = set()
@@ -672,6 +673,11 @@ def _upload_missing(
             return True
 
     progress.start("uploading", len(todo))
+    if store.packing:
+        try:
+            return _pack_missing(store, todo, ingest, progress, claim, corrections)
+        finally:
+            progress.stop()
 
     def put(d: _Dir, i: int) -> None:
         digest, size, path = d.digests[i], d.files[i][1], d.file_path(i)
@@ -702,6 +708,53 @@ def _upload_missing(
                 pass
     finally:
         progress.stop()
+    return corrections
+
+
+def _pack_missing(
+    store: ObjectStore,
+    todo: list[tuple[_Dir, int]],
+    ingest: _Ingest,
+    progress: Progress,
+    claim: Callable[[str], bool],
+    corrections: dict[str, tuple[str, int]],
+) -> dict[str, tuple[str, int]]:
+    """Put the objects of ``todo`` into a packing store (ADR 0005): small files are read,
+    re-hashed and appended to packs here, in manifest order (neighbours in a version are
+    neighbours in a pack); whole packs upload in the background, and large files go up as
+    loose objects in a pool of :data:`UPLOAD_WORKERS` threads meanwhile. Returns the path
+    corrections, as :func:`_upload_missing` does."""
+    todo = sorted(todo, key=lambda x: x[0].prefix + x[0].files[x[1]][0])
+
+    def put_large(d: _Dir, i: int) -> None:
+        store.put_file(d.file_path(i), d.digests[i], check=False)  # RunFailed if it changed
+        ingest._count(d.files[i][1])
+        progress.advance()
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool, store.pack_writer() as packer:
+        futures: deque[Future[None]] = deque()
+        for d, i in todo:
+            digest, size = d.digests[i], d.files[i][1]
+            if size > SMALL_MAX or not store.packable(digest, size):
+                if claim(digest):
+                    futures.append(pool.submit(put_large, d, i))
+                    while len(futures) > 4 * UPLOAD_WORKERS:  # bounded
+                        futures.popleft().result()
+                else:
+                    progress.advance()
+                continue
+            data = read_file(d.file_path(i), size)
+            actual = hash_bytes(data)
+            if actual != digest or len(data) != size:
+                corrections[d.prefix + d.files[i][0]] = (actual, len(data))
+            if not store.packable(actual, len(data)):
+                if claim(actual) and store.publish_bytes(data, actual):
+                    ingest._count(len(data))
+            elif claim(actual) and packer.add(actual, data):
+                ingest._count(len(data))
+            progress.advance()
+        for f in futures:
+            f.result()
     return corrections
 
 

@@ -1,0 +1,325 @@
+"""Pack files: many small objects in one blob, found through an index (ADR 0005).
+
+Layout under the store root::
+
+    packs/<P>.pack   the objects' bytes, concatenated; P is the BLAKE3 digest of the whole pack
+    packs/<I>.idx    the index of one pack; I is the BLAKE3 digest of the index's own bytes
+
+An index is one JSON header line (``{"count":N,"format":"headwater.packindex","pack":P,
+"size":S,"version":1}``) followed by N records of 48 bytes, sorted by digest: the object's
+digest (32 raw bytes), its offset and its length in the pack (unsigned 64-bit big-endian).
+
+Visibility: a pack is written (one whole-object PUT, or an atomic rename) before its index, and
+an object is in the store through a pack only once the index naming it exists. A crash before
+the index leaves a pack nobody refers to: ``gc`` deletes ``.pack`` files without an index once
+they are older than the grace period. Manifests and digests do not change: a version's identity
+is the digest of its manifest whichever way its objects are stored.
+
+A packed copy whose digest has a marker in ``quarantine/`` (a read found it corrupted) is void:
+the store treats the object as absent there, and the repair writes it again as a loose object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from headwater import _failpoints
+from headwater.errors import HeadwaterError
+from headwater.store.hashing import DIGEST_HEX_LEN, hash_bytes
+
+if TYPE_CHECKING:
+    from headwater.store.objects import ObjectStore
+
+PACKS_DIR = "packs"
+INDEX_FORMAT = "headwater.packindex"
+INDEX_VERSION = 1
+#: Objects up to this size go into packs (when the store packs); larger ones stay loose.
+PACK_MAX_OBJECT = 1 << 20
+#: A pack is closed and uploaded once it holds this many bytes.
+PACK_TARGET = 32 << 20
+#: Packs uploaded at the same time by one writer (memory: this many + 1 packs in flight).
+UPLOADS_IN_FLIGHT = 2
+#: Neighbouring ranges of one pack closer than this are fetched with one ranged GET.
+COALESCE_GAP = 1 << 20
+#: ... as long as the merged range stays below this.
+COALESCE_MAX = 16 << 20
+_RECORD = struct.Struct(">32sQQ")
+
+
+@dataclass(frozen=True, slots=True)
+class PackedAt:
+    """Where a packed object's bytes are: ``pack`` (a pack digest), offset and length."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+def pack_relpath(pack: str) -> str:
+    return f"{PACKS_DIR}/{pack}.pack"
+
+
+def index_relpath(index: str) -> str:
+    return f"{PACKS_DIR}/{index}.idx"
+
+
+def encode_index(pack: str, pack_size: int, entries: Iterable[tuple[str, int, int]]) -> bytes:
+    """The bytes of the index of ``pack``: ``entries`` are ``(digest, offset, length)``."""
+    rows = sorted(entries)
+    header = json.dumps({"count": len(rows), "format": INDEX_FORMAT, "pack": pack,
+                         "size": pack_size, "version": INDEX_VERSION},
+                        sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    body = b"".join(_RECORD.pack(bytes.fromhex(d), off, n) for d, off, n in rows)
+    return header + body
+
+
+def decode_index(data: bytes, index: str) -> tuple[str, int, list[tuple[str, int, int]]]:
+    """``(pack, pack size, entries)`` of index bytes, checked against their digest ``index``."""
+    if hash_bytes(data) != index:
+        raise HeadwaterError(f"pack index {index} is corrupted (its bytes do not hash to its name)")
+    nl = data.find(b"\n")
+    try:
+        header = json.loads(data[:nl])
+        if header.get("format") != INDEX_FORMAT or header.get("version") != INDEX_VERSION:
+            raise ValueError("unknown format")
+        pack, size, count = str(header["pack"]), int(header["size"]), int(header["count"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HeadwaterError(f"pack index {index} cannot be read: {exc}") from None
+    body = memoryview(data)[nl + 1:]
+    if len(body) != count * _RECORD.size:
+        raise HeadwaterError(f"pack index {index} has {len(body)} record bytes for {count}")
+    entries = [(d.hex(), off, n) for d, off, n in _RECORD.iter_unpack(body)]
+    return pack, size, entries
+
+
+class PackSet:
+    """The indexes of a store's packs, loaded once and refreshed on demand (one listing).
+
+    Shared by the threads of one :class:`ObjectStore`; other processes' new packs are seen at
+    the next :meth:`refresh` (every existence check refreshes; a read of an object not found
+    refreshes once before it reports it missing).
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.where: dict[str, PackedAt] = {}
+        #: index digest -> pack digest, for the indexes loaded
+        self.indexes: dict[str, str] = {}
+        #: pack digest -> size in bytes
+        self.pack_sizes: dict[str, int] = {}
+        #: packed copies that were found corrupted (``quarantine/<digest>``)
+        self.void: set[str] = set()
+        self.loaded = False
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        names = self.store.list_dir(PACKS_DIR)
+        wanted = {n[:-4] for n in names if n.endswith(".idx") and len(n) == DIGEST_HEX_LEN + 4}
+        void = {n for n in self.store.list_dir("quarantine") if len(n) == DIGEST_HEX_LEN}
+        new = sorted(wanted - self.indexes.keys())
+        loaded: list[tuple[str, str, int, list[tuple[str, int, int]]]] = []
+        if new:
+            workers = 1 if self.store.local or len(new) == 1 else 8
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for index, decoded in zip(new, pool.map(self._read_index, new), strict=True):
+                    if decoded is not None:
+                        loaded.append((index, *decoded))
+        with self._lock:
+            gone = self.indexes.keys() - wanted
+            for index in gone:
+                self.indexes.pop(index)
+            for index, pack, size, entries in loaded:
+                self.indexes[index] = pack
+                self.pack_sizes[pack] = size
+                for digest, off, n in entries:
+                    self.where[digest] = PackedAt(pack, off, n)
+            if gone:  # an index was removed (gc repacked): drop its entries
+                live = set(self.indexes.values())
+                self.where = {d: a for d, a in self.where.items() if a.pack in live}
+                self.pack_sizes = {p: s for p, s in self.pack_sizes.items() if p in live}
+            self.void = void
+            self.loaded = True
+
+    def _read_index(self, index: str) -> tuple[str, int, list[tuple[str, int, int]]] | None:
+        data = self.store.read_aux(index_relpath(index), cache_key=f"idx-{index}")
+        if data is None:
+            return None
+        try:
+            return decode_index(data, index)
+        except HeadwaterError:
+            self.store.drop_cached_aux(f"idx-{index}")
+            return None
+
+    def ensure(self) -> None:
+        if not self.loaded:
+            self.refresh()
+
+    def find(self, digest: str) -> PackedAt | None:
+        at = self.where.get(digest)
+        if at is None or digest in self.void:
+            return None
+        return at
+
+    def present(self) -> set[str]:
+        return self.where.keys() - self.void
+
+
+#: One ranged read: ``(pack, start, end, [(digest, where), ...])``.
+RangedRead = tuple[str, int, int, list[tuple[str, PackedAt]]]
+#: A decoded index: ``(pack, pack size, [(digest, offset, length), ...])``.
+IndexEntries = tuple[str, int, list[tuple[str, int, int]]]
+
+
+def coalesce(wanted: list[tuple[str, PackedAt]]) -> list[RangedRead]:
+    """Group ``(digest, where)`` into ranged reads ``(pack, start, end, members)``: neighbours in
+    one pack closer than :data:`COALESCE_GAP` share one read of at most :data:`COALESCE_MAX`."""
+    by_pack: dict[str, list[tuple[str, PackedAt]]] = {}
+    for item in wanted:
+        by_pack.setdefault(item[1].pack, []).append(item)
+    out: list[RangedRead] = []
+    for pack, items in by_pack.items():
+        items.sort(key=lambda x: x[1].offset)
+        start = end = -1
+        members: list[tuple[str, PackedAt]] = []
+        for digest, at in items:
+            stop = at.offset + at.length
+            if members and at.offset - end <= COALESCE_GAP and stop - start <= COALESCE_MAX:
+                end = max(end, stop)
+                members.append((digest, at))
+                continue
+            if members:
+                out.append((pack, start, end, members))
+            start, end, members = at.offset, stop, [(digest, at)]
+        if members:
+            out.append((pack, start, end, members))
+    return out
+
+
+class PackWriter:
+    """Appends small objects to a pack in memory; a full pack is uploaded in the background.
+
+    ``add`` is called from one thread (the snapshot's), in manifest order, so neighbours in a
+    version are neighbours in a pack and a checkout reads them with few ranged GETs. ``close``
+    uploads the last pack and waits for every upload; only then are the objects in the store.
+    Any upload failure is raised by ``close`` (or the next ``add``); packs uploaded before it
+    without their index are orphans that ``gc`` reclaims.
+    """
+
+    def __init__(self, store: ObjectStore, *, target: int = PACK_TARGET,
+                 on_published: Callable[[list[tuple[str, int, int]]], None] | None = None) -> None:
+        self.store = store
+        self.target = target
+        self._parts: list[bytes] = []
+        self._entries: list[tuple[str, int, int]] = []
+        self._size = 0
+        self._claimed: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT)
+        self._pending: list[Future[None]] = []
+        self._on_published = on_published
+        self.packs_written = 0
+
+    def add(self, digest: str, data: bytes) -> bool:
+        """Append ``data`` (already hashed to ``digest``); False if this writer has it already."""
+        if digest in self._claimed:
+            return False
+        self._claimed.add(digest)
+        self._entries.append((digest, self._size, len(data)))
+        self._parts.append(bytes(data))
+        self._size += len(data)
+        if self._size >= self.target:
+            self._flush()
+        return True
+
+    def _flush(self) -> None:
+        if not self._entries:
+            return
+        parts, entries = self._parts, self._entries
+        self._parts, self._entries, self._size = [], [], 0
+        # bounded: wait for the oldest upload before queueing another
+        while len(self._pending) >= UPLOADS_IN_FLIGHT:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._upload, parts, entries))
+
+    def _upload(self, parts: list[bytes], entries: list[tuple[str, int, int]]) -> None:
+        blob = b"".join(parts)
+        parts.clear()
+        pack = hash_bytes(blob)
+        index = encode_index(pack, len(blob), entries)
+        self.store.write_aux(pack_relpath(pack), blob)   # 1. the pack: invisible alone
+        del blob
+        _failpoints.reached("pack.before_index")
+        self.store.write_aux(index_relpath(hash_bytes(index)), index)  # 2. visible now
+        self.packs_written += 1
+        if self._on_published is not None:
+            self._on_published(entries)
+
+    def close(self) -> None:
+        try:
+            self._flush()
+            for f in self._pending:
+                f.result()
+        finally:
+            self._pending = []
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        for f in self._pending:
+            f.cancel()
+        with contextlib.suppress(Exception):
+            for f in self._pending:
+                if not f.cancelled():
+                    f.result()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_local_atomic(path: str, data: bytes, tmp_dir: str) -> None:
+    """Write ``data`` to the local ``path`` so that it appears complete or not at all."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, f"hw-{uuid.uuid4().hex[:12]}.part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def iter_pack_files(names: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(kind, digest)`` of the pack files among directory entry ``names``."""
+    for n in names:
+        if n.endswith(".pack") and len(n) == DIGEST_HEX_LEN + 5:
+            yield "pack", n[:-5]
+        elif n.endswith(".idx") and len(n) == DIGEST_HEX_LEN + 4:
+            yield "idx", n[:-4]
+
+
+def loaded_index_entries(store: ObjectStore, index: str) -> IndexEntries:
+    """Read and decode one index (for gc and verify), raising on damage."""
+    data = store.read_aux(index_relpath(index), cache_key=f"idx-{index}")
+    if data is None:
+        raise HeadwaterError(f"pack index {index} is missing")
+    return decode_index(data, index)
+
+
+__all__ = ["PACK_MAX_OBJECT", "PACK_TARGET", "PackSet", "PackWriter", "PackedAt", "coalesce",
+           "decode_index", "encode_index", "index_relpath", "pack_relpath"]
