@@ -4,14 +4,19 @@ Why this shape: the table path (``IdMergeStep.run_table``) holds every record in
 Here each stage of :mod:`headwater.steps.linkage` runs where the data is::
 
     records ─(record id)─GroupByKey─ drop missing/duplicate ids (dead letter)
-      ─FlatMap(normalize_record → blocking_keys)─GroupByKey(block key)
-      ─FlatMap(pairs_in_block → score_pair ≥ threshold)─Distinct          matched pairs
+      ─Map(normalize_record)
+      ─GroupByKey((role, value)) value counts + people sharing it → placeholders dropped, TF
+      ─GroupByKey(hash bucket of record id) pseudo-random pairs → level counts → u
+      ─FlatMap(rule_keys)─GroupByKey(block key)─FlatMap(pairs_in_block → gamma)─Distinct
+      ─CombineGlobally(pattern counts) → fit_model (EM) ─────────────── model (side input)
+      ─Map(score_pattern ≥ threshold, not vetoed)                          matched pairs
       ─ConnectedComponents (large/small-star rounds + exact residual)        (record id, label)
+      ─GroupByKey(label) consistent_clusters (no chaining through a hub)
       ─CoGroupByKey(record id)─ user id = new_user_id(smallest record id of the person)
 
-Normalised records travel inside their blocks, so a pair is scored where its block is grouped
-(no join back to the records); a pair found in several blocks is scored in each and
-de-duplicated after scoring, which gives the same matches because scoring is deterministic.
+Normalised records travel inside their blocks, so a pair is compared where its block is grouped
+(no join back to the records); a pair found in several blocks is compared in each and
+de-duplicated after, which gives the same patterns because comparison is deterministic.
 The IDs equal the table path's: a new person's ID is derived from the smallest record id of its
 cluster (the component label *is* that id). With a ``previous`` mapping (the last version's
 ``mapping`` output), people keep their IDs: each record votes for its previous ID in its
@@ -33,10 +38,20 @@ from apache_beam.transforms.display import DisplayDataItem
 from headwater.canonical import canonical_json
 from headwater.errors import InvalidArgument
 from headwater.steps.id_merge import IdMergeParams, IdMergeStep
-from headwater.steps.linkage.blocking import blocking_keys, pairs_in_block, sort_key
-from headwater.steps.linkage.clustering import new_user_id
+from headwater.steps.linkage.blocking import pairs_in_block, rule_keys, sort_key
+from headwater.steps.linkage.clustering import consistent_clusters, new_user_id
+from headwater.steps.linkage.model import (
+    SHARED_ROLES,
+    FSModel,
+    count_levels,
+    fit_model,
+    gamma,
+    random_bucket_count,
+    score_pattern,
+    vetoed,
+)
 from headwater.steps.linkage.normalize import normalize_record
-from headwater.steps.linkage.scoring import score_pair
+from headwater.steps.linkage.table import model_roles, rid_bucket, signature
 from headwater_beam.components import ConnectedComponents
 from headwater_beam.metrics import counter
 from headwater_beam.steps import DEAD_LETTER, OUTPUT, _StepComposite
@@ -88,39 +103,153 @@ class _OnePerId(beam.DoFn):
                                                     "column": self._col})
 
 
-def _block_members(item: tuple[str, dict[str, Any]], roles: dict[str, str],
-                   ) -> Iterator[tuple[str, tuple[str, str, dict[str, str]]]]:
-    rid, record = item
-    norm = normalize_record(record, roles)
+Profile = tuple[dict[str, str], dict[str, int]]  # (normalised record, value counts)
+
+
+def _value_items(item: tuple[str, dict[str, str]], roles: tuple[str, ...]
+                 ) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
+    rid, norm = item
+    sig = signature(norm)
+    for r in roles:
+        v = norm.get(r)
+        if v:
+            yield (r, v), (rid, sig)
+
+
+def _value_stats(item: tuple[tuple[str, str], Iterable[tuple[str, str]]], people: int,
+                 ) -> Iterator[tuple[str, tuple[str, int, bool]]]:
+    (role, _), holders = item
+    rows = list(holders)
+    shared = role in SHARED_ROLES and len({sig for _, sig in rows}) >= people
+    for rid, _ in rows:
+        yield rid, (role, len(rows), shared)
+
+
+def _profile(item: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Profile]]:
+    rid, joined = item
+    for norm in joined["norm"]:
+        clean = dict(norm)
+        counts: dict[str, int] = {}
+        for role, count, shared in joined["stats"]:
+            if shared:
+                clean.pop(role, None)
+            else:
+                counts[role] = count
+        yield rid, (clean, counts)
+
+
+def _bucketed(item: tuple[str, Profile], n: int, target: int
+              ) -> tuple[int, tuple[str, dict[str, str]]]:
+    rid, (norm, _) = item
+    return rid_bucket(rid, random_bucket_count(n, target)), (rid, norm)
+
+
+def _bucket_levels(item: tuple[int, Iterable[tuple[str, dict[str, str]]]],
+                   roles: tuple[str, ...]) -> Iterator[tuple[int, ...]]:
+    rows = sorted(item[1], key=lambda r: r[0])
+    for i, (_, a) in enumerate(rows):
+        for _, b in rows[i + 1:]:
+            yield gamma(a, b, roles)
+
+
+class _CountDict(beam.CombineFn):  # type: ignore[misc]
+    """Counts of hashable items (comparison patterns or (role, level) pairs) as a dict."""
+
+    def __init__(self, levels: bool = False) -> None:
+        self._levels = levels
+
+    def create_accumulator(self) -> dict[Any, int]:
+        return {}
+
+    def add_input(self, acc: dict[Any, int], pat: tuple[int, ...]) -> dict[Any, int]:
+        keys = count_levels([pat]) if self._levels else {pat: 1}
+        for k, v in keys.items():
+            acc[k] = acc.get(k, 0) + v
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict[Any, int]]) -> dict[Any, int]:
+        out: dict[Any, int] = {}
+        for acc in accs:
+            for k, v in acc.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def extract_output(self, acc: dict[Any, int]) -> dict[Any, int]:
+        return acc
+
+
+def _block_members(item: tuple[str, Profile], params: IdMergeParams,
+                   ) -> Iterator[tuple[str, tuple[str, str, dict[str, str], dict[str, int]]]]:
+    rid, (norm, counts) = item
     sk = sort_key(norm)
-    for key in blocking_keys(norm):
-        yield key, (sk, rid, norm)
+    for key in rule_keys(norm, params.rules):
+        yield key, (sk, rid, norm, counts)
 
 
-class _ScoreBlock(beam.DoFn):
-    """Candidate pairs of one block, scored; yields the matched ones ``(a, b)``, a < b."""
+Candidate = tuple[str, str, tuple[int, ...], tuple[int, ...]]  # a, b, pattern, counts of a
+
+
+class _CompareBlock(beam.DoFn):
+    """Candidate pairs of one block with their comparison pattern, ``a < b``."""
 
     def __init__(self, params: IdMergeParams) -> None:
         self._p = params
+        self._roles = model_roles(params.role_map)
 
     def setup(self) -> None:
-        self._candidates = counter("id_merge", "candidate_pairs_scored")
+        self._candidates = counter("id_merge", "candidate_pairs_compared")
 
-    def process(self, item: tuple[str, Iterable[tuple[str, str, dict[str, str]]]],
-                ) -> Iterator[tuple[str, str]]:
-        _, members = item
+    def process(self, item: tuple[str, Iterable[tuple[str, str, dict[str, str],
+                                                     dict[str, int]]]]) -> Iterator[Candidate]:
+        key, members = item
         rows = list(members)
         if len(rows) < 2:
             return
-        norms = {rid: norm for _, rid, norm in rows}
+        rule = self._p.rules[int(key.split(":", 1)[0])]
+        prof = {rid: (norm, counts) for _, rid, norm, counts in rows}
         p = self._p
         n = 0
-        for a, b in pairs_in_block([(sk, rid) for sk, rid, _ in rows],
-                                   max_block_size=p.max_block_size, window=p.window):
+        for a, b in pairs_in_block([(sk, rid) for sk, rid, _, _ in rows],
+                                   max_block_size=p.max_block_size, window=p.window,
+                                   sorted_window=rule.sorted_window):
             n += 1
-            if score_pair(norms[a], norms[b]) >= p.threshold:
-                yield a, b
+            (na, ca), (nb, _) = prof[a], prof[b]
+            yield a, b, gamma(na, nb, self._roles), tuple(ca.get(r, 0) for r in self._roles)
         self._candidates.inc(n)
+
+
+def _score(cand: Candidate, model: FSModel, threshold: float
+           ) -> Iterator[tuple[str, str, float]]:
+    a, b, pat, counts = cand
+    score = score_pattern(model, pat, counts)
+    if score >= threshold and not vetoed(pat, model.roles):
+        yield a, b, score
+
+
+def _edge_by_vertex(e: tuple[str, str, float]) -> tuple[str, tuple[str, str, float]]:
+    return e[0], e
+
+
+def _split_component(item: tuple[str, dict[str, list[Any]]], model: FSModel,
+                     params: IdMergeParams) -> Iterator[tuple[str, str]]:
+    """The table path's consistency split of one component: ``(record id, new label)``."""
+    label, joined = item
+    members = sorted(joined["member"], key=lambda m: m[0])
+    ids = [m[0] for m in members]
+    if len(ids) <= 2 or not params.consistency or len(ids) > params.max_component:
+        for rid in ids:
+            yield rid, label
+        return
+    cannot = []
+    for i, (x, nx, cx) in enumerate(members):
+        for y, ny, _ in members[i + 1:]:
+            pat = gamma(nx, ny, model.roles)
+            score = score_pattern(model, pat, [cx.get(r, 0) for r in model.roles])
+            if score < params.cannot_link_below or vetoed(pat, model.roles):
+                cannot.append((x, y))
+    for part in consistent_clusters(ids, [(s, a, b) for a, b, s in joined["edge"]], cannot):
+        for rid in part:
+            yield rid, part[0]
 
 
 class _AttachId(beam.DoFn):
@@ -234,14 +363,64 @@ class IdMerge(_StepComposite):
                 DEAD_LETTER, main="records")
         )
         records = unique["records"]
-        matched = (
-            records
-            | "BlockKeys" >> beam.FlatMap(_block_members, p.role_map)
+        roles = model_roles(p.role_map)
+        n = records | "CountRecords" >> beam.combiners.Count.Globally()
+        norm = records | "Normalise" >> beam.Map(
+            lambda kv: (kv[0], normalize_record(kv[1], p.role_map)))
+        value_stats = (
+            norm
+            | "Values" >> beam.FlatMap(_value_items, roles)
+            | "GroupValues" >> beam.GroupByKey()
+            | "ValueStats" >> beam.FlatMap(_value_stats, p.placeholder_people)
+        )
+        profiles = ({"norm": norm, "stats": value_stats} | "JoinValueStats" >> beam.CoGroupByKey()
+                    | "Profiles" >> beam.FlatMap(_profile))
+        random_levels = (
+            profiles
+            | "RandomBuckets" >> beam.Map(_bucketed, pvalue.AsSingleton(n), p.random_pairs)
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "RandomPairs" >> beam.FlatMap(_bucket_levels, roles)
+            | "CountLevels" >> beam.CombineGlobally(_CountDict(levels=True))
+        )
+        candidates = (
+            profiles
+            | "BlockKeys" >> beam.FlatMap(_block_members, p)
             | "GroupBlocks" >> beam.GroupByKey()
-            | "ScoreBlocks" >> beam.ParDo(_ScoreBlock(p))
+            | "CompareBlocks" >> beam.ParDo(_CompareBlock(p))
             | "DistinctPairs" >> beam.Distinct()
         )
-        labels = matched | "Components" >> self._components
+        model = (
+            candidates
+            | "Patterns" >> beam.Map(lambda c: c[2])
+            | "CountPatterns" >> beam.CombineGlobally(_CountDict())
+            | "FitModel" >> beam.Map(
+                lambda pats, levels, count: fit_model(
+                    roles, pats, levels, count, max_iterations=p.em_iterations,
+                    tf=p.tf_adjust),
+                pvalue.AsSingleton(random_levels), pvalue.AsSingleton(n))
+        )
+        edges = candidates | "Score" >> beam.FlatMap(
+            _score, pvalue.AsSingleton(model), float(p.threshold))
+        components = (edges | "EdgePairs" >> beam.Map(lambda e: (e[0], e[1]))
+                      | "Components" >> self._components)
+        edge_labels = (
+            {"edge": edges | "EdgeByVertex" >> beam.Map(_edge_by_vertex), "label": components}
+            | "JoinEdgeLabels" >> beam.CoGroupByKey()
+            | "EdgeOfLabel" >> beam.FlatMap(
+                lambda kv: [(lab, e) for lab in kv[1]["label"] for e in kv[1]["edge"]])
+        )
+        member_labels = (
+            {"profile": profiles, "label": components}
+            | "JoinMemberLabels" >> beam.CoGroupByKey()
+            | "MemberOfLabel" >> beam.FlatMap(
+                lambda kv: [(lab, (kv[0], pr[0], pr[1])) for lab in kv[1]["label"]
+                            for pr in kv[1]["profile"]])
+        )
+        labels = (
+            {"member": member_labels, "edge": edge_labels}
+            | "GroupComponents" >> beam.CoGroupByKey()
+            | "SplitComponents" >> beam.FlatMap(_split_component, pvalue.AsSingleton(model), p)
+        )
         joined = {"record": records, "label": labels} | "JoinLabels" >> beam.CoGroupByKey()
         if self.previous is None:
             out = joined | "AttachIds" >> beam.ParDo(_AttachId(p)).with_outputs(

@@ -2,20 +2,21 @@
 
 Why: the same person signs up several times with typos and differently formatted contact
 details; downstream datasets need one ID per person, and that ID must not change when new
-records arrive. The pipeline is normalise → block → score pairs → union-find → stable IDs, each
-stage a pure function in ``steps/linkage/`` so Beam can run it distributed:
+records arrive. The pipeline, each stage a pure function in ``steps/linkage/`` so Beam runs the
+same code distributed (``headwater_beam.id_merge.IdMerge``)::
 
-    records ─Map(normalize_record)─FlatMap(blocking_keys)─GroupByKey─FlatMap(pairs_in_block)
-      ─(join both records)─Map(score_pair)─Filter(>= threshold)─CombineGlobally(UnionFind)
-      ─assign_stable_ids(previous mapping)
+    normalise (roles, transliteration, placeholders) → value counts (term frequencies; values
+    shared by many different people dropped) → blocking rules → comparison levels per pair →
+    u from pseudo-random pairs, m and λ by EM → match weight with TF adjustment → connected
+    components → consistency split (no chaining through a hub) → stable IDs
 
-The table path below runs the same functions in one process. Columns are mapped to roles by a
-parameter, so FEBRL's ``given_name``/``surname``/``suburb`` and our ``name``/``city`` both work.
+The table path (:mod:`headwater.steps.linkage.table`) runs it column-wise in one process.
+Columns are mapped to roles by a parameter, so FEBRL's ``given_name``/``surname``/``suburb``,
+split birth parts and our ``name``/``city`` all work.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,18 +36,24 @@ from headwater.steps.base import (
     register_step,
     require_columns,
 )
-from headwater.steps.linkage.blocking import group_blocks, pairs_in_block
-from headwater.steps.linkage.clustering import assign_stable_ids, clusters_from_pairs
-from headwater.steps.linkage.normalize import ROLES, NormRecord, normalize_record
-from headwater.steps.linkage.scoring import score_pair
+from headwater.steps.linkage.blocking import BlockingRule, default_rules, parse_rule
+from headwater.steps.linkage.clustering import assign_stable_ids
+from headwater.steps.linkage.normalize import ROLES
+from headwater.steps.linkage.table import LinkConfig, Linked, available_roles, link_table
 
-__all__ = ["IdMergeParams", "IdMergeStep", "LinkResult", "link_records", "pair_quality"]
+__all__ = ["IdMergeParams", "IdMergeStep", "pair_quality"]
 
 
 @dataclass(frozen=True)
 class IdMergeParams(StepParams):
-    """``roles``: ``((column, role), …)`` (a dict is accepted); ``id_column``: unique record
-    id; ``threshold``: match weight in bits; ``max_block_size``/``window``: blocking caps;
+    """``roles``: ``((column, role), …)`` (a dict is accepted); ``id_column``: unique record id;
+    ``blocking``: rules (see :mod:`headwater.steps.linkage.blocking`; empty = defaults for the
+    mapped roles); ``threshold``: match weight in bits (prior included; 6.6 bits ≈ 0.99);
+    ``max_block_size``/``window``: blocking caps; ``random_pairs``: pairs measured for ``u``;
+    ``placeholder_people``: a contact value (e-mail, phone, national id, address) shared by this
+    many different people is a placeholder and weighs nothing; ``cannot_link_below``: a pair
+    scoring below this (bits) is never put in one cluster; ``consistency``: split components
+    that would chain strangers; ``tf_adjust``: term-frequency adjustment;
     ``truth_column``: optional ground-truth person id for quality stats."""
 
     STEP = "id_merge"
@@ -56,9 +63,17 @@ class IdMergeParams(StepParams):
         ("city", "city"), ("dob", "dob"),
     )
     id_column: str = "record_id"
-    threshold: float = 12.0
+    blocking: tuple[str, ...] = ()
+    threshold: float = 6.6
     max_block_size: int = 50
     window: int = 8
+    random_pairs: int = 200_000
+    em_iterations: int = 40
+    placeholder_people: int = 5
+    cannot_link_below: float = -4.0
+    consistency: bool = True
+    tf_adjust: bool = True
+    max_component: int = 1000
     user_id_column: str = "user_id"
     id_prefix: str = "u_"
     truth_column: str | None = None
@@ -68,6 +83,10 @@ class IdMergeParams(StepParams):
             object.__setattr__(self, "roles", tuple(sorted(self.roles.items())))
         else:
             object.__setattr__(self, "roles", tuple(tuple(x) for x in self.roles))
+        if isinstance(self.blocking, str):
+            object.__setattr__(self, "blocking", (self.blocking,))
+        else:
+            object.__setattr__(self, "blocking", tuple(self.blocking))
         super().__post_init__()
 
     def validate(self) -> None:
@@ -85,55 +104,35 @@ class IdMergeParams(StepParams):
             raise self.bad("max_block_size", f"must be an int >= 2, got {self.max_block_size!r}")
         if not isinstance(self.window, int) or not 2 <= self.window <= self.max_block_size:
             raise self.bad("window", f"must be an int in [2, max_block_size], got {self.window!r}")
+        for name in ("random_pairs", "em_iterations", "placeholder_people", "max_component"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 2:
+                raise self.bad(name, f"must be an int >= 2, got {v!r}")
+        if self.user_id_column in (self.id_column, *(c for c, _ in self.roles)):
+            raise self.bad("user_id_column", f"{self.user_id_column!r} is an input column")
+        try:
+            _ = self.rules
+        except ValueError as e:
+            raise self.bad("blocking", str(e)) from None
 
     @property
     def role_map(self) -> dict[str, str]:
         return dict(self.roles)
 
+    @property
+    def rules(self) -> tuple[BlockingRule, ...]:
+        have = available_roles(self.role_map)
+        texts = self.blocking or default_rules(have)
+        return tuple(parse_rule(t, sorted(have)) for t in texts)
 
-@dataclass
-class LinkResult:
-    """Everything the table path computes (ids are row positions)."""
-
-    norm: list[NormRecord]
-    candidate_pairs: int
-    pairs: np.ndarray  # (k, 2) int64 row positions, a < b
-    scores: np.ndarray  # (k,) float64
-    matched: np.ndarray  # (k,) bool
-    clusters: list[list[int]]
-    block_sizes: Counter[int]
-
-
-def link_records(
-    records: Sequence[Mapping[str, Any]], params: IdMergeParams
-) -> LinkResult:
-    """Normalise, block, score and cluster ``records`` in one process."""
-    roles = params.role_map
-    norm = [normalize_record(r, roles) for r in records]
-    blocks = group_blocks(enumerate(norm))
-    n = len(norm)
-    codes = array("q")
-    sizes: Counter[int] = Counter()
-    for members in blocks.values():
-        sizes[min(len(members), params.max_block_size + 1)] += 1
-        if len(members) < 2:
-            continue
-        for a, b in pairs_in_block(members, max_block_size=params.max_block_size,
-                                   window=params.window):
-            codes.append(a * n + b)
-    uniq = np.unique(np.frombuffer(codes, dtype=np.int64)) if codes else np.empty(0, np.int64)
-    width = max(n, 1)
-    pairs = np.stack([uniq // width, uniq % width], axis=1).astype(np.int64)
-    pair_list: list[list[int]] = pairs.tolist()
-    scores = np.fromiter((score_pair(norm[a], norm[b]) for a, b in pair_list),
-                         dtype=np.float64, count=len(pairs))
-    matched = scores >= params.threshold
-    clusters_raw = clusters_from_pairs(
-        (str(i) for i in range(n)),  # str ids keep UnionFind's ordering simple
-        ((str(a), str(b)) for a, b in pairs[matched].tolist()),
-    )
-    clusters = [sorted(int(x) for x in c) for c in clusters_raw]
-    return LinkResult(norm, len(codes), pairs.astype(np.int64), scores, matched, clusters, sizes)
+    def link_config(self) -> LinkConfig:
+        return LinkConfig(
+            roles=self.role_map, rules=self.rules, threshold=float(self.threshold),
+            max_block_size=self.max_block_size, window=self.window,
+            random_pairs=self.random_pairs, placeholder_people=self.placeholder_people,
+            cannot_link_below=float(self.cannot_link_below), consistency=self.consistency,
+            tf=self.tf_adjust, max_component=self.max_component,
+            em_iterations=self.em_iterations)
 
 
 def _prf(tp: int, predicted: int, actual: int) -> dict[str, float | int]:
@@ -144,19 +143,34 @@ def _prf(tp: int, predicted: int, actual: int) -> dict[str, float | int]:
             "true_positives": tp, "predicted": predicted, "actual": actual}
 
 
+def _same(labels: np.ndarray, pairs: np.ndarray) -> int:
+    if not len(pairs):
+        return 0
+    la, lb = labels[pairs[:, 0]], labels[pairs[:, 1]]
+    return int(((la == lb) & (la >= 0)).sum())
+
+
+def _codes(labels: Sequence[Any]) -> np.ndarray:
+    seen: dict[Any, int] = {}
+    return np.array([-1 if x is None else seen.setdefault(x, len(seen)) for x in labels],
+                    dtype=np.int64)
+
+
 def pair_quality(
     labels: Sequence[Any], pairs: np.ndarray, clusters: Sequence[Sequence[int]]
 ) -> dict[str, Any]:
     """Pair precision/recall/F1 of the matched ``pairs`` and of the ``clusters`` against
     ground-truth ``labels`` (one per row; None = unknown person, never matches)."""
-    lab = list(labels)
-    actual = sum(c * (c - 1) // 2 for k, c in Counter(lab).items() if k is not None)
-    tp = sum(1 for a, b in pairs.tolist() if lab[a] is not None and lab[a] == lab[b])
+    lab = _codes(labels)
+    counts = np.bincount(lab[lab >= 0]) if (lab >= 0).any() else np.zeros(0, np.int64)
+    actual = int((counts * (counts - 1) // 2).sum())
+    tp = _same(lab, np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
     c_pred = sum(len(c) * (len(c) - 1) // 2 for c in clusters)
     c_tp = 0
     for c in clusters:
-        counts = Counter(lab[i] for i in c if lab[i] is not None)
-        c_tp += sum(k * (k - 1) // 2 for k in counts.values())
+        if len(c) > 1:
+            cnt = Counter(int(lab[i]) for i in c if lab[i] >= 0)
+            c_tp += sum(k * (k - 1) // 2 for k in cnt.values())
     return {"pairwise": _prf(tp, len(pairs), actual), "clustered": _prf(c_tp, c_pred, actual)}
 
 
@@ -176,14 +190,17 @@ def _previous_mapping(previous: Mapping[str, str] | pa.Table | None) -> dict[str
 @register_step
 class IdMergeStep(Step):
     """Adds ``user_id``; ``previous`` (record id → user id, a mapping or a 2-column table from
-    the last version's ``mapping`` side output) keeps existing persons' IDs."""
+    the last version's ``mapping`` side output) keeps existing persons' IDs. An input that
+    already has the ``user_id`` column (ID merge run on its own output) has that column
+    replaced, and its IDs serve as ``previous`` when none is given: one ``user_id`` column."""
 
     NAME: ClassVar[str] = "id_merge"
-    VERSION: ClassVar[str] = "1"
+    VERSION: ClassVar[str] = "2"
     PARAMS: ClassVar[type[StepParams]] = IdMergeParams
     SOURCE_MODULES: ClassVar[tuple[str, ...]] = (
         "headwater.steps.linkage.normalize", "headwater.steps.linkage.blocking",
-        "headwater.steps.linkage.scoring", "headwater.steps.linkage.clustering",
+        "headwater.steps.linkage.model", "headwater.steps.linkage.clustering",
+        "headwater.steps.linkage.table",
     )
     params: IdMergeParams
 
@@ -202,8 +219,7 @@ class IdMergeStep(Step):
         return pa.schema([(self.params.user_id_column, pa.string())])
 
     def process_batch(self, records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
-        """Merge a batch that holds every record to be merged (Beam should use the linkage
-        functions stage by stage instead, see the module docstring)."""
+        """Merge a batch that holds every record to be merged (Beam uses ``IdMerge``)."""
         good, dead, _ = self._run(records)
         return good, dead
 
@@ -221,28 +237,48 @@ class IdMergeStep(Step):
             else:
                 seen.add(str(rid))
                 ok.append(r)
-        link = link_records(ok, p)
+        previous = self.previous
+        if not previous and any(p.user_id_column in r for r in ok):
+            previous = {str(r[p.id_column]): str(r[p.user_id_column]) for r in ok
+                        if r.get(p.user_id_column) is not None}
         ids = [str(r[p.id_column]) for r in ok]
+        columns = {c: [r.get(c) for r in ok] for c, _ in p.roles}
+        truth = [r.get(p.truth_column) for r in ok] if p.truth_column else None
+        link = link_table(columns, ids, p.link_config())
         # clusters of record ids, each sorted by record id, for stable assignment
         clusters = sorted((sorted(ids[i] for i in c) for c in link.clusters), key=lambda c: c[0])
-        mapping, id_counts = assign_stable_ids(clusters, self.previous, prefix=p.id_prefix)
-        good = [{**r, p.user_id_column: mapping[i]} for r, i in zip(ok, ids, strict=True)]
+        mapping, id_counts = assign_stable_ids(clusters, previous, prefix=p.id_prefix)
+        good = [{**{k: v for k, v in r.items() if k != p.user_id_column},
+                 p.user_id_column: mapping[i]} for r, i in zip(ok, ids, strict=True)]
+        stats = self._stats(records, good, dead, link, id_counts, truth)
+        return good, dead, stats
+
+    def _stats(self, records: Sequence[Record], good: list[Record], dead: list[Record],
+               link: Linked, id_counts: Mapping[str, int], truth: Sequence[Any] | None,
+               ) -> dict[str, Any]:
+        p = self.params
         sizes = Counter(len(c) for c in link.clusters)
         stats: dict[str, Any] = {
             "rows_in": len(records), "rows_out": len(good), "rows_dead_letter": len(dead),
             "candidate_pairs": len(link.pairs), "matched_pairs": int(link.matched.sum()),
+            "blocking": {r.text: n for r, n in zip(p.rules, link.rule_pairs, strict=True)},
             "persons": len(link.clusters), "ids_kept": id_counts["kept"],
             "ids_new": id_counts["new"], "ids_split": id_counts["split"],
+            "components_split_for_consistency": link.split_components,
+            "placeholder_values": link.placeholders,
             "cluster_size_histogram": {str(k): v for k, v in sorted(sizes.items())},
-            "threshold": p.threshold,
+            "threshold": p.threshold, "model": link.model.to_dict(),
         }
-        if p.truth_column is not None:
-            labels = [r.get(p.truth_column) for r in ok]
-            stats["quality"] = pair_quality(labels, link.pairs[link.matched], link.clusters)
-            cand_tp = sum(1 for a, b in link.pairs.tolist() if labels[a] == labels[b])
-            actual = stats["quality"]["pairwise"]["actual"]
-            stats["quality"]["blocking_recall"] = round(cand_tp / actual, 4) if actual else 0.0
-        return good, dead, stats
+        if truth is not None:
+            lab = _codes(truth)
+            q = pair_quality(truth, link.pairs[link.matched], link.clusters)
+            actual = q["pairwise"]["actual"]
+            cand = _same(lab, link.pairs)
+            q["blocking_recall"] = round(cand / actual, 4) if actual else 0.0
+            q["components"] = pair_quality(truth, link.pairs[link.matched],
+                                           link.components)["clustered"]
+            stats["quality"] = q
+        return stats
 
     def run_table(self, table: pa.Table) -> StepResult:
         p = self.params
@@ -251,7 +287,11 @@ class IdMergeStep(Step):
             cols.append(p.truth_column)
         require_columns(self.NAME, table.schema, cols)
         good, dead, stats = self._run(table.to_pylist())
-        schema = table.schema.append(pa.field(p.user_id_column, pa.string()))
+        base = table.schema
+        if p.user_id_column in base.names:
+            base = base.remove(base.get_field_index(p.user_id_column))
+            stats["replaced_column"] = p.user_id_column
+        schema = base.append(pa.field(p.user_id_column, pa.string()))
         out = records_to_table(good, schema)
         mapping = pa.table({
             p.id_column: pa.array([str(r[p.id_column]) for r in good], pa.string()),

@@ -9,6 +9,11 @@ even if the new records change which record is the smallest. :func:`assign_stabl
 each cluster claim the previous ID most of its members had (largest claim wins, ties go to the
 cluster with the smallest record id), and derives a new ID for an unclaimed cluster from a hash
 of its smallest record id — deterministic, so re-running the same input gives the same IDs.
+
+Connected components alone chain strangers through one hub record (A matches H, H matches B, so
+A and B become one person even when A and B disagree on everything). :func:`consistent_clusters`
+re-clusters a component greedily, strongest match first, refusing any merge that would put two
+records with a *cannot-link* (a clearly negative pair score or a veto) into one person.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["UnionFind", "assign_stable_ids", "clusters_from_pairs", "new_user_id"]
+__all__ = ["UnionFind", "assign_stable_ids", "clusters_from_pairs", "consistent_clusters",
+           "new_user_id"]
 
 T = TypeVar("T", str, int)
 
@@ -74,6 +80,30 @@ def clusters_from_pairs(ids: Iterable[str], pairs: Iterable[tuple[str, str]]) ->
     uf: UnionFind[str] = UnionFind(ids)
     for a, b in pairs:
         uf.union(a, b)
+    return uf.groups()
+
+
+def consistent_clusters(
+    members: Sequence[T], edges: Iterable[tuple[float, T, T]],
+    cannot_link: Iterable[tuple[T, T]],
+) -> list[list[T]]:
+    """Split one component: merge along ``edges`` ``(score, a, b)`` in order of descending
+    score (ties by ids), skipping a merge that would join a cannot-link pair. Pure and
+    deterministic, so the table path and Beam's per-component ``FlatMap`` agree."""
+    uf: UnionFind[T] = UnionFind(members)
+    group: dict[T, set[T]] = {x: {x} for x in members}
+    banned: dict[T, set[T]] = {x: set() for x in members}
+    for a, b in cannot_link:
+        banned[a].add(b)
+        banned[b].add(a)
+    for _, a, b in sorted(edges, key=lambda e: (-e[0], e[1], e[2])):
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb or not banned[ra].isdisjoint(group[rb]):
+            continue
+        root = uf.union(ra, rb)
+        other = rb if root == ra else ra
+        group[root] |= group.pop(other)
+        banned[root] |= banned.pop(other)
     return uf.groups()
 
 
