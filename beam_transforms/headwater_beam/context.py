@@ -39,6 +39,7 @@ from headwater_beam.launch import beam_engine, launch_record
 from headwater_beam.metrics import query_counters, query_lineage
 from headwater_beam.options import (
     HeadwaterOptions,
+    beam_job_name,
     beam_parent,
     settings_from_options,
     with_option_pins,
@@ -131,7 +132,7 @@ class HeadwaterPipeline:
         options = self.options
         inputs = inputs_of(pipeline_transforms(self.pipeline))
         with self._catalog() as cat:
-            engine = beam_engine(options, cat.settings, job_name=beam_parent(options)["job"])
+            engine = beam_engine(options, cat.settings, job_name=beam_job_name(options))
             run: RunContext = cat.run(
                 pipeline_job(options), inputs=inputs, params=self.params, engine=engine,
                 parent=beam_parent(options), namespace=cat.settings.namespace,

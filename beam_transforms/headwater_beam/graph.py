@@ -145,6 +145,6 @@ def write_context(pcoll: beam.PCollection, transform: beam.PTransform, *, datase
         inputs=inputs_of(upstream),
         params={"write_id": f"{run_scope}/{label}", "dataset": dataset, "steps": steps},
         code=code_fp,
-        engine=beam_engine(options, settings, job_name=beam_job["job"], transform=label),
+        engine=beam_engine(options, settings, job_name=beam_job_name(options), transform=label),
         parent=parent,
     )

@@ -43,6 +43,9 @@ class HeadwaterOptions(PipelineOptions):
                             help="job name of the pipeline's catalog run (default: job_name)")
         parser.add_argument("--headwater_parent_namespace", default="beam",
                             help="OpenLineage namespace of the Beam job (the runs' parent)")
+        parser.add_argument("--headwater_parent_job", default=None,
+                            help="OpenLineage job name of the parent (default: the Beam job "
+                                 "name; an Airflow task: dag_id.task_id)")
         parser.add_argument("--headwater_parent_run_id", default=None,
                             help="OpenLineage run id (UUID) of the Beam job; default: new")
         parser.add_argument("--headwater_root_namespace", default=None,
@@ -120,15 +123,16 @@ def beam_parent(options: PipelineOptions) -> dict[str, Any]:
     """The Beam job as an OpenLineage parent (the shape ``catalog.run(parent=…)`` takes).
 
     The run id is ``--headwater_parent_run_id`` (pass the launching Airflow task's OpenLineage
-    run id to hang the pipeline under it); otherwise one is generated and written back into the
-    options, so every transform of this pipeline sees the same one.
+    namespace, job and run id — ``headwater_airflow.beam`` does — to hang the pipeline under it);
+    otherwise one is generated and written back into the options, so every transform of this
+    pipeline sees the same one.
     """
     hw = options.view_as(HeadwaterOptions)
     if not hw.headwater_parent_run_id:
         hw.headwater_parent_run_id = str(uuid.uuid4())
     parent: dict[str, Any] = {
         "namespace": hw.headwater_parent_namespace or "beam",
-        "job": beam_job_name(options),
+        "job": hw.headwater_parent_job or beam_job_name(options),
         "run_id": hw.headwater_parent_run_id,
     }
     if hw.headwater_root_run_id and hw.headwater_root_job:

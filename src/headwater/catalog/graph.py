@@ -2,7 +2,8 @@
 
 Edges come from three tables: ``run_inputs`` (version → run), the producing run of each version
 (run → version, ``versions.run_id``; downstream walks also follow ``run_outputs`` so a run whose
-output was deduplicated still leads to it) and ``version_parents`` (parent → child).
+output was deduplicated still leads to it) and ``version_parents`` (parent → child); plus
+``run_parent`` (parent run → child run, from ``runs.parent``: :func:`add_parent_runs`).
 
 :func:`walk` finds every version within ``depth`` hops with one recursive CTE (a hop is version →
 run → version, or parent → child), then reads the edges of the versions it expands and the rows of
@@ -102,6 +103,7 @@ def walk_bfs(
     directions = ("up", "down") if direction == "both" else (direction,)
     for d in directions:
         _walk_one(session, graph, root, up=(d == "up"), depth=depth)
+    add_parent_runs(session, graph)
     return graph
 
 
@@ -303,7 +305,36 @@ def walk(session: Session, root_id: int, *, direction: str, depth: int | None) -
         dst = runs.get(b) if isinstance(b, str) else versions.get(b)
         if src is not None and dst is not None:
             graph.edges.add((src["id"], dst["id"], kind))
+    add_parent_runs(session, graph)
     return graph
+
+
+def add_parent_runs(session: Session, graph: LineageGraph) -> None:
+    """``run_parent`` edges (parent run → child run) for runs whose OpenLineage parent is a run
+    in the catalog: a Beam write under its pipeline run, a Beam pipeline under the Airflow task
+    that launched it (once Airflow's events are ingested). Upward walks also add the parent runs
+    themselves, up the chain (task → pipeline → writes); downward walks only link runs already
+    in the graph, so impact and rebuild plans see no runs that did not read the version."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    add_nodes = graph.direction in ("up", "both")
+    todo = {n["run_id"] for n in graph.nodes.values() if n["type"] == "run"}
+    seen = set(todo)
+    while todo:
+        parents: dict[str, str] = {}
+        for cond in _member(pg, Run.id, todo, String):
+            for rid, parent in session.execute(select(Run.id, Run.parent).where(cond)):
+                pid = parent.get("run_id") if isinstance(parent, dict) else None
+                if pid and str(pid) != rid:
+                    parents[rid] = str(pid)
+        missing = {p for p in parents.values() if f"run:{p}" not in graph.nodes}
+        found = _run_nodes(session, missing, pg) if add_nodes and missing else {}
+        for node in found.values():
+            graph.nodes[node["id"]] = node
+        for child, pid in parents.items():
+            if f"run:{pid}" in graph.nodes:
+                graph.edges.add((f"run:{pid}", f"run:{child}", "run_parent"))
+        todo = set(found) - seen
+        seen |= todo
 
 
 def _run_nodes(session: Session, ids: set[str], pg: bool) -> dict[str, dict[str, Any]]:
@@ -321,4 +352,4 @@ def _run_nodes(session: Session, ids: set[str], pg: bool) -> dict[str, dict[str,
     return out
 
 
-__all__ = ["LineageGraph", "walk", "walk_bfs"]
+__all__ = ["LineageGraph", "add_parent_runs", "walk", "walk_bfs"]
