@@ -846,6 +846,17 @@ def _register_serve() -> None:
 _register_serve()
 
 
+def _register_cache() -> None:
+    """``headwater cache`` (headwater/cli_cache.py: the read cache of remote stores)."""
+    from headwater.cli_cache import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_cache()
+
+
 def run() -> None:
     """The ``headwater`` command (console script and ``python -m headwater``).
 

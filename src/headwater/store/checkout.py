@@ -222,7 +222,8 @@ def checkout(
         return store.local and entry.digest is not None and entry.source is None \
             and entry.size <= SMALL_MAX and (not packed or store.packs.find(entry.digest) is None)
 
-    store.packs.ensure()
+    if store.local:  # (remote stores: no listing here, the read cache may answer everything)
+        store.packs.ensure()
     packed = bool(store.packs.where)
 
     try:
@@ -246,4 +247,6 @@ def checkout(
                 future.result()
     finally:
         progress.stop()
+        if store.cache is not None:
+            store.cache.flush()  # hits and misses, for `headwater cache`
     return root
