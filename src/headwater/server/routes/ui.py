@@ -21,7 +21,7 @@ STATIC = Path(str(files("headwater.server") / "static"))
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; "
         "form-action 'none'"
     ),
     "Referrer-Policy": "no-referrer",

@@ -48,13 +48,7 @@ function h(tag, attrs, ...children) {
 const enc = encodeURIComponent;
 const short = (d) => (d || "").slice(0, 12);
 const fmt = (n) => HWCharts.fmt(n);
-function size(n) {
-  if (n === null || n === undefined) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n, i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return i ? `${v.toFixed(1)} ${units[i]}` : `${v} B`;
-}
+const size = (n) => HWCharts.bytes(n);
 function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : "–"; }
 function pill(text, cls) { return h("span", { class: "pill " + (cls || "") }, text); }
 function refParts(ref) {  // "ns/name@7" -> [ns, name, sel]
@@ -200,7 +194,7 @@ function sortableTable(columns, rows) {
       return h("td", { class: typeof v === "number" ? "num" : "" }, v === null || v === undefined ? "∅" : typeof v === "object" ? JSON.stringify(v) : String(v));
     }))));
   };
-  const head = h("tr", {}, columns.map((c, i) => h("th", { onclick: () => { asc = sortCol === i ? !asc : true; sortCol = i; fill(); }, style: "cursor:pointer" }, c)));
+  const head = h("tr", {}, columns.map((c, i) => h("th", { onclick: () => { asc = sortCol === i ? !asc : true; sortCol = i; fill(); }, class: "sortable", title: "sort" }, c)));
   fill();
   return h("table", {}, h("thead", {}, head), tbody);
 }
@@ -214,20 +208,22 @@ async function datasetsPage(params) {
   let timer = null;
   const load = async () => {
     try {
-      const data = await api(`datasets?limit=500&search=${enc(input.value.trim())}`);
-      const rows = data.datasets.map((d) => h("tr", { "data-dataset": d.full_name },
+      const [data, st] = await Promise.all([api(`datasets?limit=500&search=${enc(input.value.trim())}`), statusOf([null])]);
+      const rows = data.datasets.map((d) => h("tr", { "data-dataset": d.full_name, "data-status": d.latest ? (st.get(`${d.full_name}@${d.latest.number}`) || {}).status || "" : "" },
         h("td", {}, h("a", { href: links.dataset(d.namespace, d.name) }, d.full_name)),
         h("td", {}, d.type),
         h("td", {}, d.latest ? h("a", { href: links.version(`${d.full_name}@${d.latest.number}`) }, `@${d.latest.number}`) : "–",
           d.latest && d.latest.kind === "external" ? pill("external", "external") : ""),
+        h("td", {}, d.latest ? statusPill(st.get(`${d.full_name}@${d.latest.number}`)) : "–"),
         h("td", { class: "num" }, d.latest ? fmt(d.latest.rows) : "–"),
         h("td", { class: "num" }, d.versions),
-        h("td", {}, Object.entries(d.aliases).map(([a, n]) => pill(`${a}→${n}`, "alias"))),
+        h("td", {}, Object.entries(d.aliases).map(([a, n]) => aliasPill(a, n, d.retracted_aliases.includes(a) ? "retracted"
+          : d.latest && n === d.latest.number ? ((st.get(`${d.full_name}@${n}`) || {}).status || "fresh") : "fresh"))),
         h("td", {}, d.last_producer || "–"),
         h("td", {}, when(d.latest ? d.latest.created_at : d.created_at))));
       results.replaceChildren(
         h("p", { class: "muted" }, `${data.total} dataset${data.total === 1 ? "" : "s"}`),
-        table(["dataset", "type", "latest", "rows", "versions", "aliases", "last producer", "updated"], rows));
+        table(["dataset", "type", "latest", "status", "rows", "versions", "aliases", "last producer", "updated"], rows));
     } catch (err) { showError(results, err); }
   };
   input.addEventListener("input", () => {
@@ -238,8 +234,9 @@ async function datasetsPage(params) {
 }
 
 async function datasetPage(ns, name) {
-  const [ds, vs] = await Promise.all([api(`datasets/${enc(ns)}/${enc(name)}`),
-                                      api(`datasets/${enc(ns)}/${enc(name)}/versions?limit=1000`)]);
+  const [ds, vs, st] = await Promise.all([api(`datasets/${enc(ns)}/${enc(name)}`),
+                                          api(`datasets/${enc(ns)}/${enc(name)}/versions?limit=1000`), statusOf([ns])]);
+  const statusAt = (n) => st.get(`${ns}/${name}@${n}`);
   const versions = vs.versions;
   const statsBox = h("div");
   const select = h("select", { "aria-label": "version for stats" },
@@ -251,29 +248,30 @@ async function datasetPage(ns, name) {
   select.addEventListener("change", showStats);
   const rows = versions.map((v) => h("tr", { "data-version": v.number },
     h("td", { class: "num" }, h("a", { href: links.version(v.ref) }, v.number)),
+    h("td", {}, statusPill(statusAt(v.number))),
     h("td", { class: "mono" }, short(v.digest)),
     h("td", { class: "num" }, fmt(v.rows)),
     h("td", { class: "num" }, size(v.size)),
     h("td", {}, when(v.created_at)),
     h("td", {}, v.run_id ? h("a", { href: links.run(v.run_id) }, v.producer || short(v.run_id)) : "–"),
-    h("td", {}, v.aliases.map((a) => pill(a, "alias")), v.label ? pill(v.label) : "", v.kind === "external" ? pill("external", "external") : ""),
+    h("td", {}, v.aliases.map((a) => aliasPill(a, v.number, (statusAt(v.number) || {}).status)), v.label ? pill(v.label) : "", v.kind === "external" ? pill("external", "external") : ""),
     h("td", {}, h("a", { href: links.lineage(v.ref) }, "lineage"))));
   const chart = HWCharts.line("Rows per version",
-    versions.slice().reverse().map((v) => ({ x: `@${v.number}`, y: v.rows })), { empty: "no row counts (not a table)" });
-  const sizeChart = HWCharts.line("Size per version (bytes)",
-    versions.slice().reverse().map((v) => ({ x: `@${v.number}`, y: v.size })));
+    versions.slice().reverse().map((v) => ({ x: `@${v.number}`, y: v.rows })), { empty: "no row counts (not a table)", zero: true });
+  const sizeChart = HWCharts.line("Size per version",
+    versions.slice().reverse().map((v) => ({ x: `@${v.number}`, y: v.size })), { format: size, zero: true });
   const out = [
     h("h1", {}, `${ds.namespace}/${ds.name}`, " ", pill(ds.type)),
     ds.description ? h("p", {}, ds.description) : "",
     h("dl", { class: "facts" },
       h("dt", {}, "versions"), h("dd", {}, String(vs.total)),
-      h("dt", {}, "aliases"), h("dd", {}, Object.keys(ds.aliases).length ? Object.entries(ds.aliases).map(([a, n]) => pill(`${a}→${n}`, "alias")) : "none"),
+      h("dt", {}, "aliases"), h("dd", {}, Object.keys(ds.aliases).length ? Object.entries(ds.aliases).map(([a, n]) => aliasPill(a, n, (statusAt(n) || {}).status)) : "none"),
       h("dt", {}, "last producer"), h("dd", {}, ds.last_producer || "–"),
       ds.key ? [h("dt", {}, "row key"), h("dd", { class: "mono" }, ds.key.join(", "))] : "",
       ds.openlineage.length ? [h("dt", {}, "OpenLineage"), h("dd", { class: "mono" }, ds.openlineage.map((o) => `${o.namespace} ${o.name}`).join("; "))] : ""),
     h("div", { class: "charts" }, chart, sizeChart),
     h("h2", {}, "Versions"),
-    h("div", { class: "scroll" }, table(["#", "digest", "rows", "size", "created", "created by run", "aliases", ""], rows)),
+    h("div", { class: "scroll" }, table(["#", "status", "digest", "rows", "size", "created", "created by run", "aliases", ""], rows)),
   ];
   if (!READ_ONLY && versions.length) out.push(aliasEditor(ns, name, versions, ds.aliases));
   out.push(h("h2", {}, "Stats ", select), statsBox);
@@ -308,28 +306,70 @@ function aliasEditor(ns, name, versions, aliases) {
     status);
 }
 
+/* The version page's tabs: ``?tab=`` slugs (the old labels still work as deep links). */
+const VERSION_TABS = [["overview", "overview"], ["files", "files"], ["rows", "schema & rows"], ["diff", "diff"], ["reports", "reports"]];
+const TAB_ALIASES = { "schema & rows": "rows", schema: "rows", "schema-rows": "rows" };
+
 async function versionPage(ns, name, sel, params) {
   const ref = `${ns}/${name}@${sel}`;
   const v = await api(vpath(ref));
   const exact = v.ref;
-  const tabs = ["overview", "files", "schema & rows", "diff", "reports"];
   const body = h("div");
   const tabBar = h("div", { class: "tabs", role: "tablist" });
-  const show = (tab) => {
-    [...tabBar.children].forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
+  const show = (tab, extra) => {
+    [...tabBar.children].forEach((b) => { b.classList.toggle("active", b.dataset.tab === tab); b.setAttribute("aria-selected", String(b.dataset.tab === tab)); });
     history.replaceState(null, "", `${links.version(exact)}?tab=${enc(tab)}`);
     body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-    const pages = { overview: versionOverview, files: versionFiles, "schema & rows": versionRows, diff: versionDiff, reports: versionReports };
-    pages[tab](v, body).catch((err) => showError(body, err));
+    const pages = { overview: versionOverview, files: versionFiles, rows: versionRows, diff: versionDiff, reports: versionReports };
+    pages[tab](v, body, extra).catch((err) => showError(body, err));
   };
-  tabs.forEach((t) => tabBar.append(h("button", { type: "button", role: "tab", "data-tab": t, onclick: () => show(t) }, t)));
+  VERSION_TABS.forEach(([slug, label]) => tabBar.append(h("button", { type: "button", role: "tab", "data-tab": slug, onclick: () => show(slug) }, label)));
+  const st = v.status || { status: v.retracted ? "retracted" : "fresh", causes: [] };
   app.replaceChildren(
     h("h1", {}, h("a", { href: links.dataset(v.namespace, v.dataset) }, `${v.namespace}/${v.dataset}`), `@${v.number}`, " ",
-      v.aliases.map((a) => pill(a, "alias")), v.label ? pill(v.label) : "", v.external ? pill("external", "external") : ""),
+      statusPill(st), " ", v.aliases.map((a) => aliasPill(a, v.number, st.status)), v.label ? pill(v.label) : "", v.external ? pill("external", "external") : ""),
     h("div", { class: "toolbar" }, h("a", { href: links.lineage(exact) }, "Lineage"), " · ",
       h("a", { href: links.lineage(exact) + "?impact=1", id: "impact-link" }, "Impact (what came from it)")),
+    await retractionBox(v, st),
     tabBar, body);
-  show(tabs.includes(params.get("tab")) ? params.get("tab") : "overview");
+  const wanted = TAB_ALIASES[params.get("tab")] || params.get("tab");
+  show(VERSION_TABS.some(([slug]) => slug === wanted) ? wanted : "overview", { prefix: params.get("prefix") || "", offset: Number(params.get("offset")) || 0 });
+}
+
+/** Status causes, the retraction history, and Retract / Unretract (unless read-only). */
+async function retractionBox(v, st) {
+  const box = h("div", { class: "retraction", "data-hw": "retraction" });
+  let history = [];
+  try { history = (await api(`${vpath(v.ref)}/retractions`)).history; } catch (err) { /* older server */ }
+  if (st.status !== "fresh" && st.causes.length) {
+    box.append(h("div", { class: st.status === "retracted" ? "error" : "notice", "data-hw": "status-causes" },
+      h("strong", {}, st.status === "retracted" ? "Retracted" : "Stale"), ": ",
+      h("ul", {}, st.causes.map((c) => h("li", {}, causeText(c))))));
+  }
+  if (history.length) {
+    box.append(h("details", { open: st.status === "retracted" },
+      h("summary", {}, `Retraction history (${history.length})`),
+      table(["action", "when", "who", "reason"], history.map((e) => h("tr", {}, h("td", {}, e.action), h("td", {}, when(e.at)),
+        h("td", {}, e.actor || "–"), h("td", {}, e.reason || ""))))));
+  }
+  if (READ_ONLY || v.external) return box;
+  const retracted = st.status === "retracted" || v.retracted;
+  const reason = h("textarea", { rows: 2, placeholder: retracted ? "why it is good after all" : "why this version is bad (kept in the history)", "aria-label": "reason", id: "retract-reason" });
+  const actor = h("input", { type: "text", placeholder: "who (optional)", "aria-label": "actor", size: 16 });
+  const msg = h("span", { class: "muted" });
+  const form = h("div", { class: "toolbar", hidden: true },
+    reason, actor,
+    h("button", { type: "button", class: "primary", id: "retract-submit", onclick: async () => {
+      if (!reason.value.trim()) { msg.textContent = "a reason is required"; msg.className = "error"; return; }
+      try {
+        await api(`${vpath(v.ref)}/${retracted ? "unretract" : "retract"}`, { method: "POST",
+          body: { reason: reason.value.trim(), actor: actor.value.trim() || null } });
+        route();
+      } catch (err) { msg.textContent = err.message; msg.className = "error"; }
+    } }, retracted ? "Unretract" : "Retract"), msg);
+  box.append(h("button", { type: "button", id: "retract-button", onclick: () => { form.hidden = !form.hidden; if (!form.hidden) reason.focus(); } },
+    retracted ? "Unretract…" : "Retract…"), form);
+  return box;
 }
 
 async function versionOverview(v, body) {
@@ -337,8 +377,15 @@ async function versionOverview(v, body) {
     ["digest", h("span", { class: "mono" }, v.digest)], ["kind", v.kind], ["rows", fmt(v.row_count)],
     ["size", size(v.size)], ["files", String(v.file_count)], ["created", when(v.created_at)],
     ["created by run", v.run ? [h("a", { href: links.run(v.run.id) }, v.run.job), " ", pill(v.run.state, "state-" + v.run.state)] : "–"],
-    ["parents", v.parents.length ? v.parents.map((p) => [h("a", { href: links.version(p) }, p), " "]) : "–"],
   ];
+  if (v.run) {  // a derived version: the versions its run read
+    const inputs = h("span", { "data-hw": "inputs" }, "…");
+    facts.push(["inputs", inputs]);
+    api(`runs/${enc(v.run.id)}`).then((r) => {
+      inputs.replaceChildren(...(r.inputs.length ? r.inputs.flatMap((i) => [h("a", { href: links.version(i.ref), "data-input": i.ref }, i.ref), " "]) : ["none"]));
+    }).catch((err) => { inputs.textContent = err.message; });
+  }
+  facts.push(["parents", v.parents.length ? v.parents.map((p) => [h("a", { href: links.version(p) }, p), " "]) : "–"]);
   if (v.external) facts.push(["recorded from", h("span", { class: "mono" }, JSON.stringify((v.metadata || {}).openlineage || {}))]);
   const out = [h("dl", { class: "facts" }, facts.map(([k, val]) => [h("dt", {}, k), h("dd", {}, val)]))];
   if (v.annotation && v.annotation.description) out.push(h("h2", {}, "Description"), h("pre", {}, v.annotation.description));
@@ -354,23 +401,34 @@ async function versionOverview(v, body) {
   body.replaceChildren(...out);
 }
 
-async function versionFiles(v, body, prefix = "") {
-  const m = await api(`${vpath(v.ref)}/manifest?prefix=${enc(prefix)}&limit=1000`);
-  const crumbs = [h("a", { href: "#", onclick: (e) => { e.preventDefault(); versionFiles(v, body, ""); } }, "/")];
+const FILES_PAGE = 200;
+
+/** The manifest browser: one folder at a time, files paged with counts; prefix and page in the URL. */
+async function versionFiles(v, body, where = {}) {
+  const prefix = where.prefix || "", offset = where.offset || 0;
+  const m = await api(`${vpath(v.ref)}/manifest?prefix=${enc(prefix)}&limit=${FILES_PAGE}&offset=${offset}`);
+  const go = (p, o) => (e) => { e.preventDefault(); versionFiles(v, body, { prefix: p, offset: o }).catch((err) => showError(body, err)); };
+  history.replaceState(null, "", `${links.version(v.ref)}?tab=files` + (m.prefix ? `&prefix=${enc(m.prefix)}` : "") + (offset ? `&offset=${offset}` : ""));
+  const crumbs = [h("a", { href: "#", onclick: go("", 0) }, "/")];
   let acc = "";
-  for (const part of prefix.split("/").filter(Boolean)) {
+  for (const part of m.prefix.split("/").filter(Boolean)) {
     acc += part + "/";
-    const p = acc;
-    crumbs.push(" ", h("a", { href: "#", onclick: (e) => { e.preventDefault(); versionFiles(v, body, p); } }, part + "/"));
+    crumbs.push(" ", h("a", { href: "#", onclick: go(acc, 0) }, part + "/"));
   }
   const rows = [
-    ...m.dirs.map((d) => h("tr", {}, h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); versionFiles(v, body, m.prefix + d.name + "/"); } }, d.name + "/")),
-      h("td", { class: "num" }, size(d.size)), h("td", { class: "num" }, d.files), h("td", {}, ""))),
-    ...m.files.map((f) => h("tr", {}, h("td", {}, h("a", { href: new URL(`api/v1/${vpath(v.ref)}/files/${f.path.split("/").map(enc).join("/")}`, BASE).href }, f.path.slice(m.prefix.length))),
+    ...(offset ? [] : m.dirs.map((d) => h("tr", { "data-dir": d.name }, h("td", {}, h("a", { href: "#", onclick: go(m.prefix + d.name + "/", 0) }, d.name + "/")),
+      h("td", { class: "num" }, size(d.size)), h("td", { class: "num" }, fmt(d.files)), h("td", {}, "")))),
+    ...m.files.map((f) => h("tr", { "data-file": f.path }, h("td", {}, h("a", { href: new URL(`api/v1/${vpath(v.ref)}/files/${f.path.split("/").map(enc).join("/")}`, BASE).href }, f.path.slice(m.prefix.length))),
       h("td", { class: "num" }, size(f.size)), h("td", { class: "num" }, ""), h("td", { class: "mono" }, short(f.digest || (f.source ? "reference" : ""))))),
   ];
-  body.replaceChildren(h("p", { class: "muted" }, `${m.total_files} files, ${size(m.total_size)} in all`),
-    h("div", {}, crumbs), table(["path", "size", "files", "digest"], rows));
+  const first = m.matching ? offset + 1 : 0, last = offset + m.files.length;
+  const pager = (where2) => h("div", { class: "pager", "data-hw": "files-pager-" + where2 },
+    h("span", { class: "files-count" }, m.dirs.length ? `${fmt(m.dirs.length)} folder${m.dirs.length === 1 ? "" : "s"}, ` : "",
+      m.matching ? `files ${fmt(first)}–${fmt(last)} of ${fmt(m.matching)} here` : "no files here"),
+    offset > 0 ? h("button", { type: "button", class: "files-prev", onclick: go(m.prefix, Math.max(0, offset - FILES_PAGE)) }, "‹ previous") : "",
+    last < m.matching ? h("button", { type: "button", class: "files-next", onclick: go(m.prefix, offset + FILES_PAGE) }, `next ${fmt(Math.min(FILES_PAGE, m.matching - last))} ›`) : "");
+  body.replaceChildren(h("p", { class: "muted" }, `${fmt(m.total_files)} files, ${size(m.total_size)} in this version`),
+    h("div", {}, crumbs), pager("top"), table(["path", "size", "files", "digest"], rows), m.matching > FILES_PAGE ? pager("bottom") : "");
 }
 
 async function versionRows(v, body) {
@@ -451,25 +509,80 @@ async function versionReports(v, body) {
   body.replaceChildren(section);
 }
 
+/** Status (fresh / stale / retracted) of every version of the given namespaces (null: the latest
+ * version of every dataset): Map ref → {status, causes, aliases}. */
+async function statusOf(namespaces) {
+  const out = new Map();
+  await Promise.all([...namespaces].map(async (ns) => {
+    try {
+      const d = await api(ns === null ? "status" : `status?namespace=${enc(ns)}&all_versions=true`);
+      d.versions.forEach((s) => out.set(s.ref, s));
+    } catch (err) { /* status is an extra: the graph still draws without it */ }
+  }));
+  return out;
+}
+
+function causeText(c) {
+  const bits = [c.cause.replace(/_/g, " ")];
+  if (c.input) bits.push(c.input);
+  if (c.selector) bits.push(`(read as @${c.selector})`);
+  if (c.reason) bits.push(`— ${c.reason}`);
+  if (c.via) bits.push(`via ${c.via}`);
+  if (c.newer_run) bits.push(`newer run ${short(c.newer_run)}`);
+  return bits.join(" ");
+}
+
+/** An alias pill, flagged when the version it points at is stale or retracted. */
+function aliasPill(alias, number, status) {
+  const bad = status && status !== "fresh";
+  return h("span", { class: "pill alias" + (bad ? " flagged" : ""), "data-alias": alias, "data-alias-status": status || "fresh",
+    title: bad ? `${alias} points at a ${status} version` : null }, `${alias}→${number}` + (bad ? ` (${status})` : ""));
+}
+
+function statusPill(s) {
+  if (!s) return "";
+  return h("span", { class: "pill status status-" + s.status, title: (s.causes || []).map(causeText).join("\n") }, s.status);
+}
+
 async function lineagePage(ns, name, sel, params) {
   const ref = `${ns}/${name}@${sel}`;
   const root = await api(vpath(ref));
   const exact = root.ref;
-  const depth = h("input", { type: "number", min: 1, max: 100, value: params.get("depth") || 10, "aria-label": "depth", style: "width:5rem" });
+  const depth = h("input", { type: "number", min: 1, max: 100, value: params.get("depth") || 10, "aria-label": "depth", class: "narrow" });
   const graphBox = h("div", { class: "graph", id: "lineage-graph" });
   const detail = h("div", { class: "panel", id: "node-detail" }, h("p", { class: "muted" }, "Click a node for details."));
   const impactBox = h("div", { id: "impact-panel" });
-  const state = { graph: null, selected: null, impacted: new Set(), impactRoot: null, expanded: new Set(), actualSize: false };
-  const frontier = () => new Set(state.graph.nodes.filter((n) => n.type === "version" && !state.expanded.has(n.id) && n.id !== state.graph.root).map((n) => n.id));
-  const redraw = () => HWGraph.draw(graphBox, state.graph, {
-    actualSize: state.actualSize, root: state.graph.root, selected: state.selected && state.selected.id, impacted: state.impacted,
-    impactRoot: state.impactRoot, frontier: frontier(), onSelect: select, onExpand: expand });
+  const layoutSel = h("select", { "aria-label": "layout direction", id: "layout-direction" },
+    h("option", { value: "auto" }, "layout: auto"), h("option", { value: "LR" }, "left → right"), h("option", { value: "TB" }, "top → down"));
+  const state = { graph: null, selected: null, impacted: new Set(), impactRoot: null, expanded: new Set(),
+                  collapsed: new Set(), status: new Map() };
+  let view = null;
+  const expandable = () => {  // versions at the edge of what is loaded: more may lie beyond
+    const indeg = new Map(), outdeg = new Map();
+    for (const e of state.graph.edges) { outdeg.set(e.from, 1); indeg.set(e.to, 1); }
+    return new Set(state.graph.nodes.filter((n) => n.type === "version" && !state.expanded.has(n.id) &&
+      (!indeg.has(n.id) || !outdeg.has(n.id))).map((n) => n.id));
+  };
+  const redraw = (recenter) => view.render(state.graph, {
+    selected: state.selected && state.selected.id, impacted: state.impacted, impactRoot: state.impactRoot,
+    status: state.status, collapsed: state.collapsed, collapsible: view.collapsible(state.graph, state.collapsed),
+    expandable: expandable(), rankdir: layoutSel.value, recenter,
+    onSelect: select, onExpand: expand, onCollapse: toggleCollapse });
+  const refreshStatus = async () => {
+    state.status = await statusOf(new Set(state.graph.nodes.filter((n) => n.type === "version").map((n) => n.dataset.split("/")[0])));
+  };
+  const toggleCollapse = (node) => {
+    if (state.collapsed.has(node.id)) state.collapsed.delete(node.id); else state.collapsed.add(node.id);
+    redraw(false);
+  };
   const expand = async (node) => {
     try {
       const more = await api(`${vpath(node.ref)}/lineage?direction=both&depth=2`);
       state.expanded.add(node.id);
+      state.collapsed.delete(node.id);
       state.graph = HWGraph.merge(state.graph, more);
-      redraw();
+      await refreshStatus();
+      redraw(false);
     } catch (err) { showError(detail, err); }
   };
   const impact = async (node) => {
@@ -479,23 +592,31 @@ async function lineagePage(ns, name, sel, params) {
       state.graph = HWGraph.merge(state.graph, down);
       state.impacted = new Set(rep.nodes);
       state.impactRoot = node.id;
-      redraw();
+      state.collapsed.clear();
+      await refreshStatus();
+      redraw(true);
       const ds = Object.entries(rep.datasets);
-      impactBox.replaceChildren(h("div", { class: "panel", "data-hw": "impact" },
+      const commands = rep.rebuild_commands || rep.airflow_clear_commands || [];
+      impactBox.replaceChildren(h("div", { class: "panel impact", "data-hw": "impact" },
         h("h3", {}, `Impact of ${node.ref}`),
-        ds.length ? h("ul", {}, ds.map(([d, refs]) => h("li", { "data-impacted": d }, h("a", { href: links.dataset(...d.split("/")) }, d), ": ",
-          refs.map((r) => [h("a", { href: links.version(r) }, "@" + r.split("@")[1]), " "])))) : h("p", {}, "Nothing was derived from it."),
+        h("p", { class: "muted" }, `${ds.length} dataset${ds.length === 1 ? "" : "s"}, ${rep.nodes.filter((n) => n.startsWith("version:")).length} versions derived from it`),
+        ds.length ? h("ul", { class: "impact-list" }, ds.map(([d, refs]) => h("li", { "data-impacted": d }, h("a", { href: links.dataset(...d.split("/")) }, d), ": ",
+          refs.map((r) => [h("a", { href: links.version(r) }, "@" + r.split("@")[1]), " ", statusPill(state.status.get(r)), " "])))) : h("p", {}, "Nothing was derived from it."),
         rep.tasks.length ? [h("h3", {}, "Tasks that produced them"), h("ul", {}, rep.tasks.map((t) => h("li", {}, t.label)))] : "",
-        rep.airflow_clear_commands.length ? [h("h3", {}, "Rebuild in Airflow"), h("pre", {}, rep.airflow_clear_commands.join("\n"))] : ""));
+        commands.length ? [h("h3", {}, "Rebuild (headwater rebuild, or by hand)"), h("pre", { class: "wrap", "data-hw": "rebuild-commands" }, commands.join("\n"))] : "",
+        h("p", {}, h("button", { type: "button", onclick: () => { state.impacted = new Set(); state.impactRoot = null; impactBox.replaceChildren(); redraw(false); } }, "Clear impact"))));
     } catch (err) { showError(impactBox, err); }
   };
   const select = (node) => {
     state.selected = node;
-    redraw();
+    redraw(false);
     if (node.type === "version") {
-      detail.replaceChildren(h("h3", {}, node.ref), h("dl", { class: "facts" },
+      const s = state.status.get(node.ref);
+      detail.replaceChildren(h("h3", {}, node.ref, " ", statusPill(s)), h("dl", { class: "facts" },
         h("dt", {}, "type"), h("dd", {}, node.dataset_type || ""), h("dt", {}, "digest"), h("dd", { class: "mono" }, short(node.digest)),
-        h("dt", {}, "rows"), h("dd", {}, fmt(node.rows)), h("dt", {}, "created"), h("dd", {}, when(node.created_at))),
+        h("dt", {}, "rows"), h("dd", {}, fmt(node.rows)), h("dt", {}, "created"), h("dd", {}, when(node.created_at)),
+        s && s.aliases && s.aliases.length ? [h("dt", {}, "aliases"), h("dd", {}, s.aliases.map((a) => pill(a, "alias" + (s.status !== "fresh" ? " flagged" : ""))))] : ""),
+        s && s.causes.length ? h("ul", { class: "causes" }, s.causes.map((c) => h("li", {}, causeText(c)))) : "",
         h("div", { class: "toolbar" },
           h("a", { class: "open", href: links.version(node.ref) }, "Open version"),
           h("a", { href: links.dataset(...node.dataset.split("/")) }, "Dataset"),
@@ -504,7 +625,8 @@ async function lineagePage(ns, name, sel, params) {
           h("button", { type: "button", class: "primary", id: "impact-button", onclick: () => impact(node) }, "Impact")));
     } else {
       const eng = node.engine || {};
-      detail.replaceChildren(h("h3", {}, `run of ${node.job}`), h("dl", { class: "facts" },
+      detail.replaceChildren(h("h3", {}, `run ${HWGraph.runTitle(node)}`), h("dl", { class: "facts" },
+        h("dt", {}, "job"), h("dd", {}, node.job),
         h("dt", {}, "state"), h("dd", {}, pill(node.state, "state-" + node.state)),
         h("dt", {}, "engine"), h("dd", {}, [eng.name, eng.version].filter(Boolean).join(" ") || "headwater"),
         eng.dag_id ? [h("dt", {}, "Airflow task"), h("dd", {}, `${eng.dag_id}.${eng.task_id || ""}`)] : "",
@@ -512,20 +634,32 @@ async function lineagePage(ns, name, sel, params) {
         h("div", { class: "toolbar" }, h("a", { class: "open", href: links.run(node.run_id) }, "Open run")));
     }
   };
+  const rootFresh = statusPill(root.status);
   app.replaceChildren(
-    h("h1", {}, "Lineage of ", h("a", { href: links.version(exact) }, exact)),
+    h("h1", {}, "Lineage of ", h("a", { href: links.version(exact) }, exact), " ", rootFresh),
     h("div", { class: "toolbar" }, "depth ", depth,
       h("button", { type: "button", onclick: () => load() }, "Reload"),
-      h("button", { type: "button", onclick: () => { state.actualSize = !state.actualSize; redraw(); } }, "Fit / actual size"),
-      h("button", { type: "button", id: "impact-root-button", onclick: () => impact(state.graph.nodes.find((n) => n.id === state.graph.root)) }, `Impact of ${exact}`)),
-    h("div", { class: "legend" }, h("span", { class: "lv" }, "version"), h("span", { class: "lr" }, "run"),
-      h("span", { class: "li" }, "derived from the impact root"), "  + expands a node"),
-    h("div", { class: "graph-wrap" }, graphBox, h("div", {}, detail, impactBox)));
+      h("span", { class: "sep" }),
+      h("button", { type: "button", title: "zoom out", "aria-label": "zoom out", onclick: () => view.zoom(1 / 1.25) }, "−"),
+      h("button", { type: "button", title: "zoom in", "aria-label": "zoom in", onclick: () => view.zoom(1.25) }, "+"),
+      h("button", { type: "button", id: "fit-button", onclick: () => view.fit() }, "Fit"),
+      h("button", { type: "button", id: "center-button", onclick: () => view.centerOn(state.graph.root) }, `Centre on ${exact}`),
+      layoutSel,
+      h("span", { class: "sep" }),
+      h("button", { type: "button", id: "impact-root-button", class: "primary", onclick: () => impact(state.graph.nodes.find((n) => n.id === state.graph.root)) }, `Impact of ${exact}`)),
+    h("div", { class: "legend" }, h("span", { class: "lv" }, "version"), h("span", { class: "lr" }, "run (named by its task)"),
+      h("span", { class: "ls" }, "stale"), h("span", { class: "lx" }, "retracted"),
+      h("span", { class: "li" }, "derived from the impact root"), h("span", { class: "ll" }, "task run → pipeline run"),
+      h("span", { class: "hint" }, "drag to pan · wheel to zoom · + loads more · − collapses")),
+    h("div", { class: "graph-wrap" }, graphBox, h("div", { class: "side" }, detail, impactBox)));
+  view = HWGraph.view(graphBox);
+  layoutSel.addEventListener("change", () => redraw(true));
   const load = async () => {
     state.graph = await api(`${vpath(exact)}/lineage?direction=both&depth=${enc(depth.value)}`);
     state.expanded = new Set([state.graph.root]);
-    state.impacted = new Set(); state.impactRoot = null;
-    redraw();
+    state.impacted = new Set(); state.impactRoot = null; state.collapsed = new Set();
+    await refreshStatus();
+    redraw(true);
     const rootNode = state.graph.nodes.find((n) => n.id === state.graph.root);
     select(rootNode);
     if (params.get("impact") === "1") await impact(rootNode);
@@ -595,12 +729,7 @@ async function route() {
     showError(app, err);
   }
 }
-let lastRoute = null;
-window.addEventListener("hashchange", () => {
-  const current = location.hash.split("?")[0];
-  if (current === lastRoute && /^#\/v\//.test(current)) return;  // tab switch within a version page
-  lastRoute = current;
-  route();
-});
-lastRoute = location.hash.split("?")[0];
+// Tabs and pages within a page update the URL with history.replaceState, which fires no
+// hashchange: every hashchange is a navigation (a link, back/forward, a pasted ?tab= deep link).
+window.addEventListener("hashchange", () => route());
 route();
