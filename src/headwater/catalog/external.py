@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from headwater.catalog.models import (
+    ColumnLineage,
     Dataset,
     OpenLineageDataset,
     OpenLineageEvent,
@@ -79,6 +80,7 @@ def fold_run(s: Session, src: str, dst: str) -> None:
     s.execute(update(Version).where(Version.run_id == src).values(run_id=dst))
     s.execute(update(OpenLineageEvent).where(OpenLineageEvent.run_id == src).values(run_id=dst))
     s.execute(update(OpenLineageRun).where(OpenLineageRun.run_id == src).values(run_id=dst))
+    s.execute(update(ColumnLineage).where(ColumnLineage.run_id == src).values(run_id=dst))
 
 
 def delete_events_before(s: Session, cutoff: datetime) -> int:

@@ -44,6 +44,7 @@ from openlineage.client.event_v2 import (
 from openlineage.client.event_v2 import RunEvent as OLRunEvent
 from openlineage.client.facet_v2 import (
     BaseFacet,
+    column_lineage_dataset,
     data_quality_metrics_dataset,
     data_quality_metrics_input_dataset,
     dataset_version_dataset,
@@ -60,6 +61,7 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.serde import Serde
 
+from headwater.lineage import columns
 from headwater.lineage.base import RunEvent
 from headwater.lineage.naming import LOGICAL_NAMESPACE, catalog_dataset, store_location
 from headwater.lineage.provenance import (
@@ -292,9 +294,52 @@ def _input_dataset(v: Record, producer: str) -> InputDataset:
     )
 
 
-def _output_dataset(v: Record, producer: str) -> OutputDataset:
+def column_lineage_facet(
+    fields: Mapping[str, Mapping[str, Any]], producer: str
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """The ``columnLineage`` facet of :func:`headwater.lineage.columns.field_lineage`'s fields."""
+    cl = column_lineage_dataset
+    return cl.ColumnLineageDatasetFacet(
+        fields={
+            out: cl.Fields(
+                inputFields=[
+                    cl.InputField(
+                        namespace=f["namespace"], name=f["name"], field=f["field"],
+                        transformations=[cl.Transformation(**t) for t in f["transformations"]],
+                    )
+                    for f in spec["inputFields"]
+                ],
+                transformationDescription=spec.get("transformationDescription"),
+                transformationType=spec.get("transformationType"),
+            )
+            for out, spec in fields.items()
+        },
+        producer=producer,
+    )
+
+
+def _column_lineage(rec: Record, v: Record) -> dict[str, Any]:
+    """Column lineage of output ``v`` of a run of a known Headwater step (empty otherwise)."""
+    step = columns.step_of(rec.get("engine"))
+    if step is None or not v.get("schema"):
+        return {}
+    sources = []
+    for inp in rec.get("inputs") or ():
+        if inp.get("schema"):
+            ident = catalog_dataset(str(inp["storeUrl"]), str(inp["namespace"]),
+                                    str(inp["dataset"]))
+            sources.append(columns.Source(ident.namespace, ident.name,
+                                          tuple(str(c[0]) for c in inp["schema"])))
+    return columns.field_lineage(step, rec.get("params") or {}, sources,
+                                 [str(c[0]) for c in v["schema"]])
+
+
+def _output_dataset(v: Record, producer: str,
+                    column_lineage: Mapping[str, Any] | None = None) -> OutputDataset:
     ident = catalog_dataset(str(v["storeUrl"]), str(v["namespace"]), str(v["dataset"]))
     facets: dict[str, Any] = dataset_facets(v, producer)
+    if column_lineage:
+        facets["columnLineage"] = column_lineage_facet(column_lineage, producer)
     if nulls := v.get("nullCounts"):
         facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
             columnMetrics={
@@ -336,7 +381,8 @@ def build_from_record(record: Record) -> OLRunEvent:
             facets=cast(Any, job_facets(rec)),
         ),
         inputs=[_input_dataset(v, producer) for v in rec.get("inputs") or ()],
-        outputs=[_output_dataset(v, producer) for v in rec.get("outputs") or ()],
+        outputs=[_output_dataset(v, producer, _column_lineage(rec, v))
+                 for v in rec.get("outputs") or ()],
         producer=producer,
     )
 

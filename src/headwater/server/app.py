@@ -90,7 +90,12 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
-def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None,
+           request: Request | None = None) -> JSONResponse:
+    from headwater.server.routes.marquez import is_marquez_path, marquez_body
+
+    if request is not None and is_marquez_path(request.url.path):
+        return JSONResponse(marquez_body(status, detail), status_code=status, headers=headers)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
@@ -99,7 +104,7 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookupError)
     @app.exception_handler(ValueError)
     async def known(request: Request, exc: Exception) -> JSONResponse:
-        return _error(status_of(exc), redact(str(exc)) or type(exc).__name__)
+        return _error(status_of(exc), redact(str(exc)) or type(exc).__name__, request=request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -107,11 +112,12 @@ def _install_handlers(app: FastAPI) -> None:
         for err in exc.errors()[:20]:
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append({"loc": where, "msg": redact(str(err.get("msg", "invalid")))})
-        return _error(422, problems)
+        return _error(422, problems, request=request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, exc.detail, getattr(exc, "headers", None))
+        return _error(exc.status_code, exc.detail, getattr(exc, "headers", None),
+                      request=request)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -143,7 +149,15 @@ def create_app(
     ``verify_first_max``: downloads up to this size are verified before their first byte.
     ``event_retention``: ingested OpenLineage events older than this are pruned (None: kept).
     """
-    from headwater.server.routes import datasets, lineage, openlineage, runs, ui, versions
+    from headwater.server.routes import (
+        datasets,
+        lineage,
+        marquez,
+        openlineage,
+        runs,
+        ui,
+        versions,
+    )
 
     policy = policy or AccessPolicy()
     if read_only and not policy.read_only:
@@ -167,6 +181,7 @@ def create_app(
             {"name": "runs", "description": "Runs with their inputs and outputs."},
             {"name": "lineage", "description": "Version-level lineage and impact."},
             {"name": "openlineage", "description": "Marquez-compatible OpenLineage API."},
+            {"name": "marquez", "description": "Marquez 0.50's REST API over the catalog."},
         ],
     )
     app.state.catalog = CatalogHolder(catalog)
@@ -180,7 +195,8 @@ def create_app(
     app.add_middleware(RequestGuard, max_body=max_body,
                        allowed_hosts=hosts if policy.open else None)
 
-    for module in (datasets, versions, runs, lineage, openlineage):
+    marquez.install(app)
+    for module in (marquez, datasets, versions, runs, lineage, openlineage):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(ui.router)
     ui.mount_static(app)

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from headwater.api import Catalog
-from headwater.catalog import external, repo
+from headwater.catalog import external, marquez_rows, repo
 from headwater.catalog.external import EXTERNAL, ORIGIN, is_native
 from headwater.catalog.models import (
     Dataset,
@@ -163,6 +163,17 @@ def _schema(facets: Any) -> list[dict[str, Any]] | None:
             out.append({"name": _text(f.get("name"), limit=512),
                         "type": _text(f.get("type"), limit=512)})
     return out or None
+
+
+def _column_lineage(facets: Any) -> dict[str, Any]:
+    """The ``columnLineage`` facet's ``fields`` (output field → its input fields), kept as
+    sent but bounded and redacted; entries that are not objects are dropped."""
+    fields = _facet(facets, "columnLineage").get("fields")
+    if not isinstance(fields, dict):
+        return {}
+    out = {str(k)[:512]: v for k, v in list(fields.items())[:10_000]
+           if isinstance(v, dict) and isinstance(v.get("inputFields"), list)}
+    return dict(redact_json(out)) if out else {}
 
 
 def _null_counts(*facet_maps: Any) -> dict[str, int]:
@@ -290,6 +301,10 @@ class Ingestor:
             v, created = self._output_version(s, ds, out, run=run, event_id=event_id,
                                               producer=ev.producer)
             self.catalog.service(s).record_output(run.id, v, created=created)
+            fields = _column_lineage(out.facets)
+            if fields:
+                marquez_rows.record_column_lineage(s, v.id, run.id, fields,
+                                                   redact(ev.producer)[:512])
             seen.outputs.append(_ref(v))
         s.flush()
         return IngestResult(status="ingested", event_id=event_id, run_id=run.id,

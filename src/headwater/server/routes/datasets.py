@@ -43,12 +43,6 @@ class AliasMoveIn(BaseModel):
         return value
 
 
-@router.get("/namespaces", dependencies=[Read], summary="List namespaces")
-def list_namespaces(catalog: CatalogDep) -> dict[str, Any]:
-    with catalog.session() as s:
-        return {"namespaces": queries.namespaces(s)}
-
-
 @router.get("/datasets", dependencies=[Read], summary="List datasets (searchable)")
 def list_datasets(
     catalog: CatalogDep,

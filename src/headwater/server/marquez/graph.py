@@ -14,8 +14,6 @@ store's namespace). A start node may also be given by catalog name (``dataset:pr
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -24,79 +22,16 @@ from sqlalchemy.orm import Session
 from headwater.catalog import job_graph, stores
 from headwater.catalog.job_graph import walk
 from headwater.catalog.models import Run
-from headwater.errors import DatasetNotFound, InvalidArgument
+from headwater.errors import InvalidArgument
 from headwater.lineage.naming import LOGICAL_NAMESPACE, catalog_dataset
-from headwater.server.ol_names import catalog_part, dataset_key, job_name
+from headwater.server.marquez.idents import resolve_node
+from headwater.server.marquez.shapes import Shapes
 
 MAX_DEPTH = 100
-_PART = r"([A-Za-z0-9][A-Za-z0-9_.\-]*)"
-_NATIVE = re.compile(rf"(?:^|/)datasets/{_PART}/{_PART}$")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _splits(text: str) -> Iterable[tuple[str, str]]:
-    """Every ``namespace:name`` split of ``text`` (namespaces may hold ``://`` and ports)."""
-    for i, ch in enumerate(text):
-        if ch == ":" and 0 < i < len(text) - 1:
-            yield text[:i], text[i + 1:]
-
-
-def _find_dataset(s: Session, ns: str, name: str) -> int | None:
-    found = job_graph.mapped_dataset_id(s, dataset_key(ns, name))
-    if found is not None:
-        return found
-    candidates = []
-    if ns == LOGICAL_NAMESPACE and "/" in name:
-        candidates.append(tuple(name.split("/", 1)))
-    native = _NATIVE.search(name)
-    if native:
-        candidates.append((native.group(1), native.group(2)))
-    candidates.append((ns, name))
-    for c_ns, c_name in candidates:
-        ds_id = job_graph.dataset_id(s, c_ns, c_name)
-        if ds_id is not None:
-            return ds_id
-    return None
-
-
-def _find_job(s: Session, ns: str, name: str) -> int | None:
-    for c_ns, c_name in ((ns, name), (catalog_part(ns), job_name(name))):
-        found = job_graph.job_id(s, c_ns, c_name)
-        if found is not None:
-            return found
-    return None
-
-
-def resolve_node(s: Session, node_id: str) -> tuple[str, int]:
-    """``("dataset"|"job", catalog id)`` for a Marquez node id, or a clear error."""
-    kind, sep, rest = node_id.partition(":")
-    if not sep or kind not in ("dataset", "job") or ":" not in rest:
-        raise InvalidArgument(
-            f"nodeId {node_id[:200]!r} must be 'dataset:<namespace>:<name>' or "
-            "'job:<namespace>:<name>'"
-        )
-    finder = _find_dataset if kind == "dataset" else _find_job
-    for ns, name in list(_splits(rest))[:200]:
-        found = finder(s, ns, name)
-        if found is not None:
-            return kind, found
-    raise DatasetNotFound(f"no {kind} matches nodeId {node_id[:200]!r}")
-
-
-def _run_data(r: Run | None) -> dict[str, Any] | None:
-    if r is None:
-        return None
-    duration = (int((r.ended_at - r.started_at).total_seconds() * 1000)
-                if r.ended_at and r.started_at else None)
-    return {
-        "id": r.id, "createdAt": _iso(r.started_at), "updatedAt": _iso(r.ended_at or r.started_at),
-        "nominalStartTime": _iso(r.nominal_time), "nominalEndTime": None, "state": r.state,
-        "startedAt": _iso(r.started_at), "endedAt": _iso(r.ended_at), "durationMs": duration,
-        "args": {str(k): str(v) for k, v in (r.params or {}).items()}, "facets": {},
-    }
 
 
 def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
@@ -110,6 +45,7 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
     mapped = job_graph.openlineage_names(s, w.datasets)
     latest = job_graph.latest_versions(s, w.datasets)
     runs = job_graph.latest_runs(s, w.jobs)
+    shapes = Shapes(s)
 
     def ds_ident(ds_id: int) -> tuple[str, str]:
         if ds_id in mapped:
@@ -157,7 +93,7 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
         r = runs.get(i)
         nodes.append({"id": job_node[i], "type": "JOB", "data": {
             "id": {"namespace": ns, "name": job.name}, "type": "BATCH", "name": job.name,
-            "simpleName": job.name.rsplit(".", 1)[-1], "parentJobName": None,
+            "simpleName": job.name.rsplit(".", 1)[-1], "parentJobName": _parent_job(r),
             "parentJobUuid": None, "createdAt": _iso(job.created_at),
             "updatedAt": _iso(r.started_at if r else job.created_at), "namespace": ns,
             "inputs": [dict(zip(("namespace", "name"), ds_ident(d), strict=True))
@@ -165,7 +101,7 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
             "outputs": [dict(zip(("namespace", "name"), ds_ident(d), strict=True))
                         for jj, d in sorted(w.writes) if jj == i],
             "location": _location(r),
-            "description": job.description, "latestRun": _run_data(r),
+            "description": job.description, "latestRun": shapes.run(r) if r is not None else None,
         }, "inEdges": _sorted(in_edges.get(job_node[i])),
             "outEdges": _sorted(out_edges.get(job_node[i]))})
     nodes.sort(key=lambda n: n["id"])
@@ -173,6 +109,12 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
     if w.truncated:
         out["truncated"] = True
     return out
+
+
+def _parent_job(r: Run | None) -> str | None:
+    """The parent job (OpenLineage ParentRunFacet) of the job's latest run."""
+    job = (r.parent or {}).get("job") if r is not None else None
+    return job if isinstance(job, str) else None
 
 
 def _location(r: Run | None) -> str | None:
