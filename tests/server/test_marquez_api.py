@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 import pyarrow as pa
+import pytest
 import requests
 import yaml
 from fastapi.testclient import TestClient
