@@ -203,7 +203,10 @@ def test_marquez_paths_the_client_does_not_call(server: str, spec: dict[str, Any
     run_id = get(f"/namespaces/spark-prod/jobs/{job}/runs")["runs"][0]["id"]
     assert "parent" in get(f"/jobs/runs/{run_id}/facets")["facets"]
     graph = check(spec, "LineageGraph", get("/lineage", nodeId="dataset:warehouse:orders"))
-    node = {n["id"]: n for n in graph["graph"]}[f"job:spark-prod:{job}"]
+    nodes = {n["id"]: n for n in graph["graph"]}
+    assert nodes["dataset:warehouse:orders"]["data"]["facets"]["version"][
+        "datasetVersion"] == "v42"
+    node = nodes[f"job:spark-prod:{job}"]
     assert node["data"]["parentJobName"] == "etl"
     assert node["data"]["latestRun"]["inputDatasetVersions"][0]["facets"]["version"][
         "datasetVersion"] == "v42"

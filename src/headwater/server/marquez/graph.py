@@ -10,28 +10,24 @@ own API (``/api/v1/versions/.../lineage``).
 Node ids use OpenLineage names: the name an OpenLineage dataset arrived under (``ol_datasets``),
 else the name our own emitter gives a catalog dataset (``{store}/datasets/{ns}/{name}`` in the
 store's namespace). A start node may also be given by catalog name (``dataset:prod:users``).
+A job's ``latestRun`` carries ``inputDatasetVersions``/``outputDatasetVersions`` with each
+version's facets: a producer's DatasetVersion (``v42``) is visible there and on the dataset
+node's ``version`` facet.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from headwater.catalog import job_graph, stores
+from headwater.catalog import job_graph
 from headwater.catalog.job_graph import walk
-from headwater.catalog.models import Run
 from headwater.errors import InvalidArgument
-from headwater.lineage.naming import LOGICAL_NAMESPACE, catalog_dataset
 from headwater.server.marquez.idents import resolve_node
-from headwater.server.marquez.shapes import Shapes
+from headwater.server.marquez.shapes import Shapes, iso, location, parent_job
 
 MAX_DEPTH = 100
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
@@ -42,20 +38,11 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
     w = job_graph.walk(s, kind, start, depth)
     datasets = job_graph.datasets_by_id(s, w.datasets)
     jobs = job_graph.jobs_by_id(s, w.jobs)
-    mapped = job_graph.openlineage_names(s, w.datasets)
     latest = job_graph.latest_versions(s, w.datasets)
     runs = job_graph.latest_runs(s, w.jobs)
     shapes = Shapes(s)
-
-    def ds_ident(ds_id: int) -> tuple[str, str]:
-        if ds_id in mapped:
-            return mapped[ds_id]
-        d, v = datasets[ds_id], latest.get(ds_id)
-        if v is not None and v.kind != "external":
-            ident = catalog_dataset(stores.resolved(v.store_url, stores.catalog_url_of(s)),
-                                    d.namespace.name, d.name)
-            return ident.namespace, ident.name
-        return LOGICAL_NAMESPACE, f"{d.namespace.name}/{d.name}"
+    shapes.preload(sorted(w.datasets))
+    ds_ident = shapes.ident
 
     ds_node = {i: "dataset:{}:{}".format(*ds_ident(i)) for i in datasets}
     job_node = {i: f"job:{j.namespace.name}:{j.name}" for i, j in jobs.items()}
@@ -72,35 +59,23 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
 
     nodes: list[dict[str, Any]] = []
     for i, ds in datasets.items():
-        ns, name = ds_ident(i)
-        v = latest.get(i)
-        nodes.append({"id": ds_node[i], "type": "DATASET", "data": {
-            "id": {"namespace": ns, "name": name}, "type": "DB_TABLE", "name": name,
-            "physicalName": name, "createdAt": _iso(ds.created_at),
-            "updatedAt": _iso(v.created_at if v else ds.created_at), "namespace": ns,
-            "sourceName": ns,
-            "fields": [{"name": str(c.get("name")), "type": c.get("type"), "tags": [],
-                        "description": None} for c in (v.schema or [] if v else [])],
-            "facets": {}, "tags": [], "lastModifiedAt": _iso(v.created_at if v else None),
-            "lastLifecycleState": None, "description": ds.description,
-            "headwater": {"dataset": f"{ds.namespace.name}/{ds.name}", "type": ds.type,
-                          "latestVersion": v.number if v else None,
-                          "latestDigest": v.digest if v else None},
-        }, "inEdges": _sorted(in_edges.get(ds_node[i])),
-            "outEdges": _sorted(out_edges.get(ds_node[i]))})
+        data = shapes.dataset(ds, latest.get(i))
+        nodes.append({"id": ds_node[i], "type": "DATASET", "data": data,
+                      "inEdges": _sorted(in_edges.get(ds_node[i])),
+                      "outEdges": _sorted(out_edges.get(ds_node[i]))})
     for i, job in jobs.items():
         ns = job.namespace.name
         r = runs.get(i)
         nodes.append({"id": job_node[i], "type": "JOB", "data": {
             "id": {"namespace": ns, "name": job.name}, "type": "BATCH", "name": job.name,
-            "simpleName": job.name.rsplit(".", 1)[-1], "parentJobName": _parent_job(r),
-            "parentJobUuid": None, "createdAt": _iso(job.created_at),
-            "updatedAt": _iso(r.started_at if r else job.created_at), "namespace": ns,
+            "simpleName": job.name.rsplit(".", 1)[-1], "parentJobName": parent_job(r),
+            "parentJobUuid": None, "createdAt": iso(job.created_at),
+            "updatedAt": iso(r.started_at if r else job.created_at), "namespace": ns,
             "inputs": [dict(zip(("namespace", "name"), ds_ident(d), strict=True))
                        for d, jj in sorted(w.reads) if jj == i],
             "outputs": [dict(zip(("namespace", "name"), ds_ident(d), strict=True))
                         for jj, d in sorted(w.writes) if jj == i],
-            "location": _location(r),
+            "location": location(r),
             "description": job.description, "latestRun": shapes.run(r) if r is not None else None,
         }, "inEdges": _sorted(in_edges.get(job_node[i])),
             "outEdges": _sorted(out_edges.get(job_node[i]))})
@@ -109,19 +84,6 @@ def graph(s: Session, node_id: str, depth: int) -> dict[str, Any]:
     if w.truncated:
         out["truncated"] = True
     return out
-
-
-def _parent_job(r: Run | None) -> str | None:
-    """The parent job (OpenLineage ParentRunFacet) of the job's latest run."""
-    job = (r.parent or {}).get("job") if r is not None else None
-    return job if isinstance(job, str) else None
-
-
-def _location(r: Run | None) -> str | None:
-    loc = (r.engine or {}).get("source_location") if r is not None else None
-    if isinstance(loc, dict):
-        loc = loc.get("url")
-    return loc if isinstance(loc, str) else None
 
 
 def _sorted(edges: list[dict[str, str]] | None) -> list[dict[str, str]]:

@@ -34,6 +34,20 @@ def facet(schema: str, **fields: Any) -> dict[str, Any]:
             "_schemaURL": f"{SPEC}{schema}.json#/$defs/{schema}", **fields}
 
 
+def parent_job(r: Run | None) -> str | None:
+    """The parent job (OpenLineage ParentRunFacet) of a job's latest run: ``parentJobName``."""
+    job = (r.parent or {}).get("job") if r is not None else None
+    return job if isinstance(job, str) else None
+
+
+def location(r: Run | None) -> str | None:
+    """The job's source code location, as its latest run recorded it."""
+    loc = (r.engine or {}).get("source_location") if r is not None else None
+    if isinstance(loc, dict):
+        loc = loc.get("url")
+    return loc if isinstance(loc, str) else None
+
+
 class Shapes:
     """Builds Marquez objects within one session, caching names and tags."""
 
@@ -166,14 +180,10 @@ class Shapes:
         w = job_graph.walk(self.s, "job", j.id, 1)
         self.preload(sorted(w.datasets))
         ns = j.namespace.name
-        parent = (latest.parent or {}) if latest is not None else {}
-        loc = (latest.engine or {}).get("source_location") if latest is not None else None
-        if isinstance(loc, dict):
-            loc = loc.get("url")
         return {
             "id": {"namespace": ns, "name": j.name}, "type": "BATCH", "name": j.name,
             "simpleName": j.name.rsplit(".", 1)[-1],
-            "parentJobName": parent.get("job") if isinstance(parent.get("job"), str) else None,
+            "parentJobName": parent_job(latest),
             "parentJobUuid": None,
             "createdAt": iso(j.created_at),
             "updatedAt": iso(latest.started_at if latest else j.created_at), "namespace": ns,
@@ -181,7 +191,7 @@ class Shapes:
                        for d, jj in sorted(w.reads) if jj == j.id],
             "outputs": [dict(zip(("namespace", "name"), self.ident(d), strict=True))
                         for jj, d in sorted(w.writes) if jj == j.id],
-            "location": loc if isinstance(loc, str) else None, "context": {},
+            "location": location(latest), "context": {},
             "description": j.description,
             "latestRun": self.run(latest) if latest is not None else None,
             "latestRuns": [self.run(latest)] if latest is not None else [],
@@ -192,4 +202,4 @@ class Shapes:
         }
 
 
-__all__ = ["STATES", "Shapes", "facet", "iso"]
+__all__ = ["STATES", "Shapes", "facet", "iso", "location", "parent_job"]
