@@ -249,12 +249,14 @@ class Headwater:
     inside the operation (``op s``) and in imports + ``Catalog.open`` (``start s``)."""
 
     api = False
+    #: ``--lineage``: on (the default, as users run it) or off
+    lineage = "on"
 
     def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.env = {
             **os.environ,
             "HEADWATER_HOME": str(home),
-            "HEADWATER_LINEAGE": "off",
+            "HEADWATER_LINEAGE": self.lineage,
             "PYTHONPATH": str(REPO / "src"),
             **(extra_env or {}),
         }
@@ -392,8 +394,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--api", action="store_true",
                     help="run headwater through the Python API instead of its command")
+    ap.add_argument("--lineage", choices=("on", "off"), default="on",
+                    help="HEADWATER_LINEAGE for every headwater command (default on)")
     args = ap.parse_args()
     Headwater.api = args.api
+    Headwater.lineage = args.lineage
+    print(f"lineage: {args.lineage}")
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -433,20 +439,123 @@ def main() -> None:
 
 
 def s3_case(work: Path, n: int, rng: random.Random) -> None:
+    """The small-file case against a moto S3 server, with the read cache and the floor.
+
+    Besides cold / unchanged / modified logs and a cold get: a second get with the read cache
+    warm (and the number of HTTP requests moto logged for it), the cost of one request
+    (sequential 4 KiB PUTs and GETs), and the *floor* of the pack layout: the same pack and
+    index bytes PUT again (2 in flight, as the writer does) for the cold log, the same ranged
+    GETs a checkout issues (one per 256 entries, 32 in flight) for the get.
+    """
     sys.path.insert(0, str(REPO))
     from tests.emulators import moto_s3_server, new_s3_bucket
 
     data = work / "s3" / "data"
     generate_small(data, n, rng)
+    files, nbytes = tree_stats(data)
+    time.sleep(2.5)
+    results: list[Result] = []
     with moto_s3_server() as server:
         bucket = new_s3_bucket(server)
         env = {
             "HEADWATER_STORE_URL": bucket.url,
             "HEADWATER_STORE_OPTIONS": json.dumps(bucket.storage_options),
         }
-        res = case("s3small", data, work, argparse.Namespace(), rng, store_env=env,
-                   with_dvc=False)
-    report(f"{n} small files into S3 (moto server, local)", res)
+        hw = Headwater(work / "hw-home-s3small", env)
+
+        def requests() -> int:
+            text = Path(server.log_path).read_text(errors="replace")
+            return sum(1 for line in text.splitlines()
+                       if f"/{bucket.bucket}" in line and "HTTP/1.1" in line)
+
+        def step(res: Result) -> Result:
+            results.append(res)
+            print(f"  {res.label:<28} headwater {res.wall:7.2f} s", flush=True)
+            return res
+
+        sent = requests()
+        step(hw.log(data, "s3small", "log cold", files, nbytes))
+        cold_requests = requests() - sent
+        floor = s3_floor(bucket, files, server)
+        step(hw.log(data, "s3small", "log unchanged", files, nbytes))
+        modify(data, rng, change=10, add=5, delete=5)
+        files2, nbytes2 = tree_stats(data)
+        step(hw.log(data, "s3small", "log 10 changed/5 new/5 gone", files2, nbytes2))
+        sent = requests()
+        step(hw.get("s3small@latest", work / "get-s3-1", "get (cache cold)", files2, nbytes2))
+        get_requests = requests() - sent
+        sent = requests()
+        step(hw.get("s3small@latest", work / "get-s3-2", "get again (cache warm)", files2,
+                    nbytes2))
+        warm_requests = requests() - sent
+        get_floor = s3_get_floor(bucket, files2)
+    report(f"{n} small files into S3 (moto server, local)", [read_speed(data, files, nbytes),
+                                                             *results])
+    cold = next(r for r in results if r.label == "log cold")
+    get = next(r for r in results if r.label == "get (cache cold)")
+    print(f"\n  requests: cold log {cold_requests}, cold get {get_requests}, "
+          f"warm get {warm_requests}")
+    print(f"  one request (moto, sequential, 4 KiB): PUT {floor['put_ms']:.2f} ms, "
+          f"GET {floor['get_ms']:.2f} ms")
+    print(f"  log floor: {floor['packs']} packs + indexes ({floor['pack_mb']:.1f} MB) PUT "
+          f"again: {floor['log_s']:.2f} s; cold log / floor = {cold.wall / floor['log_s']:.2f}")
+    print(f"  get floor: {get_floor['ranges']} ranged GETs: {get_floor['get_s']:.2f} s; "
+          f"cold get / floor = {get.wall / get_floor['get_s']:.2f}")
+    print(f"  vs the loose layout before (docs/performance.md, 100k files): log 293.1 s -> "
+          f"{cold.wall:.2f} s, get 559.6 s -> {get.wall:.2f} s (scale by files if not 100k)")
+
+
+def s3_floor(bucket: Any, files: int, server: Any) -> dict[str, float]:
+    """Per-request cost, and the time to PUT the store's packs and indexes once more."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **bucket.storage_options)
+    scratch = f"{bucket.bucket}/floor"
+    blob = os.urandom(4096)
+    t = time.perf_counter()
+    for i in range(100):
+        fs.pipe_file(f"{scratch}/small-{i}", blob)
+    put_ms = (time.perf_counter() - t) * 10
+    t = time.perf_counter()
+    for i in range(100):
+        fs.cat_file(f"{scratch}/small-{i}")
+    get_ms = (time.perf_counter() - t) * 10
+    names = fs.ls(f"{bucket.path}/packs", detail=False)
+    blobs = [fs.cat_file(p) for p in names]
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda ib: fs.pipe_file(f"{scratch}/pack-{ib[0]}", ib[1]),
+                      enumerate(blobs)))
+    fs.pipe_file(f"{scratch}/manifest", os.urandom(files * 130))  # ~130 bytes per line
+    log_s = time.perf_counter() - t
+    return {"put_ms": put_ms, "get_ms": get_ms, "log_s": log_s,
+            "packs": sum(1 for p in names if p.endswith(".pack")),
+            "pack_mb": sum(len(b) for b in blobs) / 1e6}
+
+
+def s3_get_floor(bucket: Any, files: int) -> dict[str, float]:
+    """The ranged GETs a checkout needs (one per 256 entries, 32 at once) plus the manifest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **bucket.storage_options)
+    packs = [p for p in fs.ls(f"{bucket.path}/packs", detail=True)
+             if p["name"].endswith(".pack")]
+    total = sum(int(p["size"]) for p in packs)
+    ranges = max(1, -(-files // 256))
+    step = max(1, total // ranges)
+    jobs = []
+    for p in packs:
+        size = int(p["size"])
+        jobs += [(p["name"], off, min(size, off + step)) for off in range(0, size, step)]
+    t = time.perf_counter()
+    fs.cat_file(f"{bucket.bucket}/floor/manifest")
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda j: fs.cat_file(j[0], start=j[1], end=j[2]), jobs))
+    return {"get_s": time.perf_counter() - t, "ranges": len(jobs)}
 
 
 if __name__ == "__main__":

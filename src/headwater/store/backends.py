@@ -27,6 +27,11 @@ _INSTALL_HINT = {
 }
 
 
+#: Connections an S3 client keeps open: at least the most requests the store issues at once
+#: (``checkout.REMOTE_WORKERS``, ``snapshot.UPLOAD_WORKERS``, the pack uploads).
+POOL_CONNECTIONS = 64
+
+
 def protocol_of(url: str) -> str:
     scheme, sep, _ = url.partition("://")
     return scheme if sep else "file"
@@ -40,8 +45,14 @@ def open_filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileS
         # emulator or a network without Google's hosts that probe stalls every call for a minute.
         # Documented exception to "no writes to os.environ": it must precede the import.
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    options = dict(options)
+    if protocol in ("s3", "s3a"):
+        # botocore pools 10 connections; reads and uploads run up to 32 requests at once
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", POOL_CONNECTIONS)
+        options["config_kwargs"] = config
     try:
-        fs, path = fsspec.core.url_to_fs(url, **dict(options))
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
         hint = _INSTALL_HINT.get(protocol, "install the fsspec backend for this URL")
         raise StoreUnavailable(f"no backend for {protocol}:// URLs: {hint}") from exc
