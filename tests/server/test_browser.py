@@ -71,6 +71,17 @@ def _build_extras(cat: Catalog, tmp: Path) -> None:
                 r.log_output(str(out), name=f"wide/branch_{b}_stage_{s}_aggregated_features",
                              type="table")
             prev = r.outputs[0].ref
+    # an Airflow task that launched a Beam pipeline: the pipeline run's parent is the task run
+    with cat.run("launch_users_pipeline", namespace="beam",
+                 engine={"name": "airflow", "dag_id": "beam_dag",
+                         "task_id": "launch_users_pipeline"}) as task:
+        pass
+    (tmp / "beam.txt").write_text("beam")
+    with cat.run("users_pipeline", namespace="beam", inputs=["reference/users_raw@1"],
+                 engine={"name": "beam", "version": "2.77.0"},
+                 parent={"namespace": "beam", "job": "launch_users_pipeline",
+                         "run_id": task.id}) as r:
+        r.log_output(str(tmp / "beam.txt"), name="beam/users_beam_clean", type="table")
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +333,7 @@ def test_every_page_without_console_errors(served: str, browser: Any) -> None:
         "impact": "#/lineage/reference/users_raw/1?impact=1",
         "not-found": "#/nowhere",
     }
-    for tab in ("overview", "files", "rows", "diff", "reports"):
+    for tab in ("overview", "files", "rows", "columns", "diff", "reports"):
         pages[f"version-{tab}"] = f"#/v/reference/users_split/1?tab={tab}"
     for width in (1400, 1024):
         w = Watched(browser, width)
@@ -364,6 +375,28 @@ def test_tab_deep_links_files_paging_inputs(served: str, browser: Any) -> None:
     page.locator('[data-hw="files-pager-top"] .files-count').get_by_text(
         f"files 201{DASH}400 of 1500 here").wait_for()
     page.screenshot(path=str(OUT / "8-files-paged.png"), full_page=False)
+    w.check()
+    page.close()
+
+
+def test_column_lineage_tab_and_parent_run_link(served: str, browser: Any) -> None:
+    w = Watched(browser, 1400)
+    page = w.page
+    # column lineage of a step's output: each column and the input column it came from
+    page.goto(served + "#/v/reference/users_clean/1?tab=columns")
+    table = page.locator('[data-hw="column-lineage"]')
+    table.wait_for()
+    assert table.locator('[data-column="email"] [data-from="reference/users_merged.email"]'
+                         ).count() == 1
+    page.screenshot(path=str(OUT / "10-column-lineage.png"), full_page=False)
+    # task run -> pipeline run is drawn as its own kind of edge
+    page.goto(served + "#/lineage/beam/users_beam_clean/1")
+    page.locator('[data-hw="lineage-graph"] .node.root').wait_for()
+    link = page.locator('[data-hw="lineage-graph"] .edge.run-link')
+    assert link.count() == 1
+    assert "kind-run_parent" in (link.get_attribute("class") or "")
+    texts = {n["id"]: n["text"] for n in _labels_readable(page)}
+    assert {"launch_users_pipeline", "users_pipeline"} <= set(texts.values())
     w.check()
     page.close()
 

@@ -307,7 +307,7 @@ function aliasEditor(ns, name, versions, aliases) {
 }
 
 /* The version page's tabs: ``?tab=`` slugs (the old labels still work as deep links). */
-const VERSION_TABS = [["overview", "overview"], ["files", "files"], ["rows", "schema & rows"], ["diff", "diff"], ["reports", "reports"]];
+const VERSION_TABS = [["overview", "overview"], ["files", "files"], ["rows", "schema & rows"], ["columns", "column lineage"], ["diff", "diff"], ["reports", "reports"]];
 const TAB_ALIASES = { "schema & rows": "rows", schema: "rows", "schema-rows": "rows" };
 
 async function versionPage(ns, name, sel, params) {
@@ -320,7 +320,7 @@ async function versionPage(ns, name, sel, params) {
     [...tabBar.children].forEach((b) => { b.classList.toggle("active", b.dataset.tab === tab); b.setAttribute("aria-selected", String(b.dataset.tab === tab)); });
     history.replaceState(null, "", `${links.version(exact)}?tab=${enc(tab)}`);
     body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-    const pages = { overview: versionOverview, files: versionFiles, rows: versionRows, diff: versionDiff, reports: versionReports };
+    const pages = { overview: versionOverview, files: versionFiles, rows: versionRows, columns: versionColumns, diff: versionDiff, reports: versionReports };
     pages[tab](v, body, extra).catch((err) => showError(body, err));
   };
   VERSION_TABS.forEach(([slug, label]) => tabBar.append(h("button", { type: "button", role: "tab", "data-tab": slug, onclick: () => show(slug) }, label)));
@@ -446,6 +446,28 @@ async function versionRows(v, body) {
     out.push(h("p", { class: "muted" }, err.message));
   }
   body.replaceChildren(...out);
+}
+
+/** Column-level lineage: each output column and the input columns it was computed from (the
+ * producer's columnLineage facet, or the mapping of Headwater's own step). */
+async function versionColumns(v, body) {
+  let c;
+  try { c = await api(`${vpath(v.ref)}/column-lineage`); } catch (err) {
+    if (err.status === 404) { body.replaceChildren(h("p", { class: "muted" }, "No column lineage is recorded for this version.")); return; }
+    throw err;
+  }
+  if (!c.fields.length) { body.replaceChildren(h("p", { class: "muted" }, "No column lineage is recorded for this version.")); return; }
+  const inputLink = (i) => {
+    const label = `${i.dataset || `${i.namespace} ${i.name}`}.${i.field}`;
+    return i.dataset ? h("a", { href: links.dataset(...i.dataset.split("/")), "data-from": `${i.dataset}.${i.field}` }, label) : h("span", { class: "mono" }, label);
+  };
+  const rows = c.fields.map((f) => h("tr", { "data-column": f.field },
+    h("td", { class: "mono" }, f.field), h("td", { class: "mono" }, f.type || ""),
+    h("td", {}, f.inputs.length ? f.inputs.flatMap((i, k) => [k ? ", " : "", inputLink(i)]) : h("span", { class: "muted" }, "new (no input column)")),
+    h("td", {}, [f.transformationType, f.transformationDescription].filter(Boolean).join(": ") ||
+      [...new Set(f.inputs.flatMap((i) => (i.transformations || []).map((t) => [t.type, t.subtype].filter(Boolean).join(" "))))].join(", "))));
+  body.replaceChildren(h("p", { class: "muted" }, `${c.fields.length} columns · ${c.source === "event" ? "sent by the producer (OpenLineage columnLineage facet)" : "derived from Headwater's step"}`),
+    h("div", { class: "scroll", "data-hw": "column-lineage" }, table(["column", "type", "computed from", "transformation"], rows)));
 }
 
 async function versionDiff(v, body) {
