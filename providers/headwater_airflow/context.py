@@ -7,6 +7,8 @@ give it, so both producers agree on the parent.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +44,33 @@ def nominal_time_of(context: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+#: the DAG-run conf key holding a rebuild's input pins (``headwater.rebuild.CONF_KEY``)
+PINS_CONF_KEY = "headwater_pins"
+
+
+def dag_run_conf(context: Any) -> dict[str, Any]:
+    """The DAG run's conf (``{}`` when none, or not JSON-serialisable)."""
+    dr = context.get("dag_run")
+    conf = getattr(dr, "conf", None) if dr is not None else None
+    if not isinstance(conf, Mapping):
+        return {}
+    try:
+        return dict(json.loads(json.dumps(dict(conf))))
+    except (TypeError, ValueError):
+        return {}
+
+
+def pins_of(context: Any) -> Mapping[str, str] | str | None:
+    """The input pins a rebuild put in the DAG run's conf (``conf["headwater_pins"]``), else
+    None (the run then applies ``HEADWATER_PINS``, if any)."""
+    pins = dag_run_conf(context).get(PINS_CONF_KEY)
+    return pins if isinstance(pins, Mapping | str) and pins else None
+
+
 def engine_ids(context: Any) -> dict[str, Any]:
+    """What the catalog run records about the task instance. ``run_id`` is the DAG run id and
+    ``conf`` the DAG run's conf: a rebuild triggers a new DAG run of ``dag_id`` with that conf
+    plus its pins (headwater/rebuild/plan.py)."""
     ti = context["ti"]
     logical = logical_date_of(context)
     return {
@@ -54,6 +82,7 @@ def engine_ids(context: Any) -> dict[str, Any]:
         "try_number": ti.try_number,
         "map_index": getattr(ti, "map_index", -1),
         "logical_date": logical.isoformat() if logical else None,
+        "conf": dag_run_conf(context),
     }
 
 

@@ -489,9 +489,13 @@ def trace(ctx: click.Context, ref: str, direction: str, depth: int | None, as_js
 @friendly
 def impact(ctx: click.Context, ref: str, as_json: bool) -> None:
     """What was built from REF: affected datasets/versions and the tasks that produced them."""
-    report = _catalog(ctx).impact(ref)
+    from headwater.rebuild import plan_rebuild
+
+    cat = _catalog(ctx)
+    report = cat.impact(ref)
+    plan = plan_rebuild(cat, ref, require_replacement=False)
     if as_json:
-        _emit_json(report.to_dict() | {"airflow_clear": report.airflow_clear_commands()})
+        _emit_json(report.to_dict() | {"rebuild": plan.to_dict()})
         return
     n = sum(len(v) for v in report.versions.values())
     out.print(f"{n} version(s) in {len(report.versions)} dataset(s) derive from "
@@ -502,9 +506,12 @@ def impact(ctx: click.Context, ref: str, as_json: bool) -> None:
         out.print("produced by:")
         for t in report.tasks:
             out.print(f"  {t.label()}", markup=False)
-    for cmd in report.airflow_clear_commands():
-        out.print(f"to rebuild them after fixing the input, rerun the DAG (unchanged tasks reuse "
-                  f"their outputs) or clear exactly these tasks:\n  {cmd}", markup=False)
+    if plan.entries:
+        from headwater.cli_rebuild import print_plan
+
+        out.print("rebuild plan (`headwater rebuild` runs it; unchanged tasks reuse their "
+                  "outputs):", markup=False)
+        print_plan(plan, lambda line: out.print("  " + line, markup=False))
 
 
 @main.command()
@@ -834,6 +841,17 @@ def _register_status() -> None:
 
 
 _register_status()
+
+
+def _register_rebuild() -> None:
+    """``headwater rebuild`` (headwater/cli_rebuild.py, docs/rebuild.md)."""
+    from headwater.cli_rebuild import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_rebuild()
 
 
 def _register_serve() -> None:

@@ -2,8 +2,8 @@
 
 "The spam corpus was mislabelled — what came from it?" The answer is the downstream lineage of
 that version, grouped by dataset, plus the engine tasks (Airflow dag/task, Beam pipeline) whose
-runs produced each affected version. Rebuilding exactly those is then the engine's job: with
-skip-if-unchanged, rerunning the DAG after the input is fixed recomputes only these tasks.
+runs produced each affected version. What to run again, where and with which input pinned is the
+rebuild plan's job (headwater/rebuild/plan.py, ``headwater rebuild``, docs/rebuild.md).
 """
 
 from __future__ import annotations
@@ -39,14 +39,6 @@ class ImpactReport:
             "datasets": {k: v for k, v in sorted(self.versions.items())},
             "tasks": [t.__dict__ | {"label": t.label()} for t in self.tasks],
         }
-
-    def airflow_clear_commands(self) -> list[str]:
-        by_dag: dict[str, list[str]] = {}
-        for t in self.tasks:
-            if t.dag_id and t.task_id:
-                by_dag.setdefault(t.dag_id, []).append(t.task_id)
-        return [f"airflow tasks clear {dag} -t '^({'|'.join(sorted(set(ids)))})$'"
-                for dag, ids in sorted(by_dag.items())]
 
 
 def impact_of(graph: LineageGraph) -> ImpactReport:

@@ -55,6 +55,12 @@ class Settings:
     cache_path: str | None = None
     #: Read cache size bound in bytes (``HEADWATER_CACHE_SIZE``, e.g. ``10G``).
     cache_size: int = 10 << 30
+    #: Airflow's api-server a rebuild triggers DAG runs on (``HEADWATER_AIRFLOW_URL``), and the
+    #: user it logs in as (``HEADWATER_AIRFLOW_USER`` / ``HEADWATER_AIRFLOW_PASSWORD``);
+    #: docs/rebuild.md. Inside Airflow the Headwater connection's extras give them.
+    airflow_api_url: str | None = None
+    airflow_user: str | None = None
+    airflow_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(
@@ -102,6 +108,9 @@ class Settings:
             pack=_choice(env, "HEADWATER_PACK", ("auto", "on", "off")),
             cache_path=_cache_path(env.get("HEADWATER_CACHE"), home),
             cache_size=_size(env, "HEADWATER_CACHE_SIZE", 10 << 30),
+            airflow_api_url=env.get("HEADWATER_AIRFLOW_URL") or None,
+            airflow_user=env.get("HEADWATER_AIRFLOW_USER") or None,
+            airflow_password=env.get("HEADWATER_AIRFLOW_PASSWORD"),
         )
 
     def with_(self, **changes: Any) -> Settings:

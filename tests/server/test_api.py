@@ -72,7 +72,11 @@ def test_runs_lineage_and_impact(client: TestClient) -> None:
     impact = client.get(f"{API}/versions/t/users/2/impact").json()
     assert impact["datasets"] == {"t/summary": ["t/summary@1"]}
     assert impact["tasks"][0]["dag_id"] == "d"
-    assert impact["airflow_clear_commands"] == ["airflow tasks clear d -t '^(derive)$'"]
+    (entry,) = impact["rebuild"]["entries"]  # the rebuild plan (headwater/rebuild/plan.py)
+    assert (entry["dag_id"], entry["task_ids"]) == ("d", ["derive"])
+    # t/users@2 is the latest version and not retracted: nothing to pin yet, no command
+    assert "nothing replaces t/users@2" in impact["rebuild"]["problem"]
+    assert impact["rebuild_commands"] == []
     assert "version:t/summary@1" in impact["nodes"]
 
 

@@ -95,7 +95,9 @@ def test_recorded_airflow_events_become_runs_versions_and_edges(fresh: Any) -> N
     rows = c.get(f"{API}/versions/test/even/1/rows")
     assert rows.status_code == 400 and "external version" in rows.json()["detail"]
     impact = c.get(f"{API}/versions/test/numbers/1/impact").json()
-    assert impact["airflow_clear_commands"] == ["airflow tasks clear hw_generic -t '^(even)$'"]
+    (entry,) = impact["rebuild"]["entries"]  # the rebuild plan (headwater/rebuild/plan.py)
+    assert (entry["dag_id"], entry["task_ids"]) == ("hw_generic", ["even"])
+    assert entry["engine"] == "airflow"
 
 
 def test_our_own_emitter_events_land_on_existing_versions(catalog_url: str, tmp_path: Any

@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 from headwater import Catalog, OutputSpec, RunContext, Version
 from headwater.errors import InvalidArgument
 from headwater.lineage import NullLineage
+from headwater.refs import parse_pins
 from headwater.settings import Settings
 from headwater_airflow.assets import dataset_asset
 from headwater_airflow.context import (
@@ -26,6 +27,7 @@ from headwater_airflow.context import (
     engine_ids,
     nominal_time_of,
     parent_run,
+    pins_of,
 )
 from headwater_airflow.hooks.headwater import HeadwaterHook
 from headwater_airflow.version_compat import BaseOperator, Context
@@ -152,6 +154,13 @@ class VersionedStepOperator(BaseOperator):
             return Catalog.open(settings=settings, lineage=NullLineage())
         return Catalog.open(settings=settings)
 
+    def _pins(self, catalog: Catalog, context: Context) -> dict[str, str]:
+        """``HEADWATER_PINS`` overlaid with the DAG run's ``conf["headwater_pins"]`` (how
+        ``headwater rebuild`` substitutes a version; docs/rebuild.md)."""
+        ns = self.namespace or catalog.settings.namespace
+        return {**parse_pins(dict(catalog.settings.pins), default_namespace=ns),
+                **parse_pins(pins_of(context), default_namespace=ns)}
+
     def code_fingerprint(self) -> str:
         from headwater.fingerprint import fingerprint_code
 
@@ -194,7 +203,7 @@ class VersionedStepOperator(BaseOperator):
             code=self.code_fingerprint(), engine=engine_ids(context),
             parent=parent_run(context), nominal_time=nominal_time_of(context),
             namespace=self.namespace, job_type="AIRFLOW_TASK", attempt=attempt_ids(context),
-            allow_retracted=self.allow_retracted,
+            allow_retracted=self.allow_retracted, pins=self._pins(catalog, context),
         )
         reused = False
         with run:

@@ -51,9 +51,12 @@ def get_impact(catalog: CatalogDep, namespace: NamespaceP, name: NameP,
     ref = version_ref(namespace, name, selector)
     graph = catalog.lineage(ref, direction="down")
     from headwater.impact import impact_of
+    from headwater.rebuild import plan_rebuild
 
     report = impact_of(graph)
     out = report.to_dict()
     out["nodes"] = sorted(n for n in graph.nodes if n != graph.root)
-    out["airflow_clear_commands"] = report.airflow_clear_commands()
+    plan = plan_rebuild(catalog, ref, require_replacement=False)
+    out["rebuild"] = plan.to_dict()
+    out["rebuild_commands"] = plan.commands()
     return out
