@@ -4,12 +4,11 @@ synthetic graph of 50+ nodes with long names.
 
 Every page of the UI is visited and any console error, uncaught exception or failed request fails
 the test (the page's strict CSP reports its violations as console errors). Screenshots go to
-``test-output/server/``; with ``HW_DOCS_SCREENSHOTS=1`` the lineage graph of the reference
-pipeline at 1400 and 1024 px is also written to ``docs/screenshots/`` (see docs/server.md)."""
+``test-output/server/``; those in ``docs/screenshots/`` come from the reference DAG run by real
+Airflow (``scripts/ui-screenshots``)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -32,7 +31,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "test-output" / "server"
-DOCS = REPO / "docs" / "screenshots"
 WIDE_BRANCHES, WIDE_STEPS = 6, 4  # 1 source + 6 x 4 (run + version) = 49 nodes, + ingest run
 SCALARS = [0.031, 0.027, 0.019, 0.012]
 DASH = "\u2013"  # the pager's en dash
@@ -138,6 +136,12 @@ class Watched:
     def check(self) -> None:
         assert not self.problems, "\n".join(self.problems)
 
+    def finish(self, shot: str, *, full_page: bool = True) -> None:
+        """Save a screenshot, fail on what was recorded, close the page."""
+        self.page.screenshot(path=str(OUT / shot), full_page=full_page)
+        self.check()
+        self.page.close()
+
 
 def _labels_readable(page: Any) -> Any:
     """Per node: its label, whether the label fits its box, and its on-screen font size."""
@@ -204,12 +208,7 @@ def test_reference_lineage_graph_readable_and_centred(served: str, browser: Any,
     assert box[0] + (box[2] - box[0]) / 3 <= cx <= box[2] - (box[2] - box[0]) / 3, (cx, box)
     assert box[1] + (box[3] - box[1]) / 4 <= cy <= box[3] - (box[3] - box[1]) / 4, (cy, box)
     _no_horizontal_overflow(page)
-    page.screenshot(path=str(OUT / f"lineage-users_clean-{width}.png"), full_page=True)
-    if os.environ.get("HW_DOCS_SCREENSHOTS"):
-        DOCS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS / f"lineage-reference-{width}.png"), full_page=False)
-    w.check()
-    page.close()
+    w.finish(f"lineage-users_clean-{width}.png")
 
 
 def test_lineage_click_through_and_impact(served: str, browser: Any) -> None:
@@ -257,9 +256,7 @@ def test_lineage_click_through_and_impact(served: str, browser: Any) -> None:
         "document.querySelector('[data-hw=impact]').getBoundingClientRect().right")
     assert right <= 1400
     _no_horizontal_overflow(page)
-    page.screenshot(path=str(OUT / "3-impact-sms_spam_corpus.png"), full_page=True)
-    w.check()
-    page.close()
+    w.finish("3-impact-sms_spam_corpus.png")
 
 
 def test_wide_graph_pan_zoom_collapse_expand(served: str, browser: Any) -> None:
@@ -311,8 +308,7 @@ def test_wide_graph_pan_zoom_collapse_expand(served: str, browser: Any) -> None:
     page.locator('[data-expand="version:wide/branch_0_stage_2_aggregated_features@1"]').click()
     page.locator('[data-node="version:wide/branch_0_stage_3_aggregated_features@1"]').wait_for()
     assert page.locator('[data-hw="lineage-graph"] .node').count() > small
-    w.check()
-    page.close()
+    w.finish("7-lineage-expanded.png")
 
 
 def test_every_page_without_console_errors(served: str, browser: Any) -> None:
@@ -374,9 +370,7 @@ def test_tab_deep_links_files_paging_inputs(served: str, browser: Any) -> None:
     page.reload()  # the URL keeps the folder and the page
     page.locator('[data-hw="files-pager-top"] .files-count').get_by_text(
         f"files 201{DASH}400 of 1500 here").wait_for()
-    page.screenshot(path=str(OUT / "8-files-paged.png"), full_page=False)
-    w.check()
-    page.close()
+    w.finish("8-files-paged.png", full_page=False)
 
 
 def test_column_lineage_tab_and_parent_run_link(served: str, browser: Any) -> None:
@@ -397,8 +391,7 @@ def test_column_lineage_tab_and_parent_run_link(served: str, browser: Any) -> No
     assert "kind-run_parent" in (link.get_attribute("class") or "")
     texts = {n["id"]: n["text"] for n in _labels_readable(page)}
     assert {"launch_users_pipeline", "users_pipeline"} <= set(texts.values())
-    w.check()
-    page.close()
+    w.finish("11-lineage-parent-run.png")
 
 
 def test_charts_autoscale_one_size_unit_labels_inside(served: str, browser: Any) -> None:
@@ -427,9 +420,7 @@ def test_charts_autoscale_one_size_unit_labels_inside(served: str, browser: Any)
                              || b.bottom > r.bottom + 1 || b.top < r.top - 1)
           .map(([s]) => s); })""")
     assert not outside, outside
-    page.screenshot(path=str(OUT / "5-dataset-users_split.png"), full_page=True)
-    w.check()
-    page.close()
+    w.finish("5-dataset-users_split.png")
 
 
 def test_retract_from_the_ui_flags_status_everywhere(served: str, browser: Any) -> None:
@@ -463,5 +454,4 @@ def test_retract_from_the_ui_flags_status_everywhere(served: str, browser: Any) 
     page.locator("#retract-submit").click()
     page.locator("h1 .pill.status-fresh").wait_for()
     page.get_by_text("Retraction history (2)").wait_for()
-    w.check()
-    page.close()
+    w.finish("12-unretracted.png")
