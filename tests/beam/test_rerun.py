@@ -6,6 +6,7 @@ Tested on FnApiRunner and on the portable runner with a separate job service and
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -185,18 +186,21 @@ def test_rebuild_reruns_the_beam_pipeline_with_the_corrected_corpus_on_fnapi(
 
 
 @pytest.fixture(scope="module")
-def portable_services() -> Iterator[list[str]]:
+def portable_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """A Beam job service and a worker pool in their own processes (FACTS.md: the portable
-    path across processes)."""
+    path across processes). The pool starts each worker as ``python`` from its PATH: put this
+    environment's first, or the workers die on ``import apache_beam`` and the job hangs."""
     job_port, pool_port = _free_port(), _free_port()
+    logs = tmp_path_factory.mktemp("beam-services")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     procs = [
         subprocess.Popen([sys.executable, "-m",
                           "apache_beam.runners.portability.local_job_service_main",
                           "--port", str(job_port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                         stdout=subprocess.DEVNULL, stderr=(logs / "job.log").open("wb")),
         subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                          "--service_port", str(pool_port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                          "--service_port", str(pool_port)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=(logs / "pool.log").open("wb")),
     ]
     try:
         deadline = time.monotonic() + 60
