@@ -174,6 +174,11 @@ def test_marquez_client_calls_answer_in_marquez_shapes(server: str, spec: dict[s
     events = mq.list_events()
     assert events["totalCount"] >= 6 and all("eventTime" in e for e in events["events"])
 
+    totals = check(spec, "Dataset", mq.get_dataset("warehouse", "totals"))
+    assert totals["columnLineage"] == [{
+        "name": "total", "inputFields": [{"namespace": "warehouse", "dataset": "orders",
+                                          "field": "amount"}],
+        "transformationDescription": None, "transformationType": None}]
     column = mq.get_column_lineage_by_dataset("warehouse", "totals")
     ids = {n["id"] for n in column["graph"]}
     assert ids == {"datasetField:warehouse:totals:total", "datasetField:warehouse:orders:amount"}
@@ -229,7 +234,9 @@ def test_column_lineage_of_our_own_step(server: str) -> None:
                          timeout=30).json()["graph"]
     dest = {n["id"]: n for n in graph}
     out = next(i for i in dest if i.endswith(":id") and "users_clean" in i)
-    assert [e["destination"] for e in dest[out]["inEdges"]] == [out]
+    (inp,) = [e["destination"] for e in dest[out]["inEdges"]]  # Marquez: edges start at the node
+    assert dest[out]["inEdges"][0]["origin"] == out
+    assert dest[inp]["outEdges"] == [{"origin": inp, "destination": out}]
 
 
 def test_airflow_job_id_finds_the_job_our_operator_recorded(small: Catalog,

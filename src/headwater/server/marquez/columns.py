@@ -4,9 +4,10 @@ JSON for the web UI (``GET /api/v1/versions/{ns}/{name}/{selector}/column-lineag
 A version's column lineage is the ``columnLineage`` facet a producer sent for it (stored by
 ingestion), else, for an output of one of our own steps, the mapping
 :func:`headwater.lineage.columns.field_lineage` derives from the run (the same function the event
-builder uses). Field nodes are ``datasetField:<namespace>:<dataset>:<field>``; an edge goes from
-an input field (``origin``) to the output field computed from it (``destination``): it is in the
-output field's ``inEdges`` and the input field's ``outEdges``.
+builder uses). Field nodes are ``datasetField:<namespace>:<dataset>:<field>``. Edges are written
+as Marquez's ``ColumnLineageService`` writes them, each starting at the node that lists it: an
+input field's ``outEdges`` hold ``{origin: input, destination: output}`` and the output field's
+``inEdges`` hold ``{origin: output, destination: input}``.
 """
 
 from __future__ import annotations
@@ -174,10 +175,9 @@ class _Graph:
     def result(self) -> dict[str, Any]:
         ins: dict[str, list[dict[str, str]]] = {}
         outs: dict[str, list[dict[str, str]]] = {}
-        for origin, dest in sorted(self.edges):
-            e = {"origin": origin, "destination": dest}
-            outs.setdefault(origin, []).append(e)
-            ins.setdefault(dest, []).append(e)
+        for source, dest in sorted(self.edges):  # as Marquez: each edge starts at its node
+            outs.setdefault(source, []).append({"origin": source, "destination": dest})
+            ins.setdefault(dest, []).append({"origin": dest, "destination": source})
         return {"graph": [{"id": i, "type": "DATASET_FIELD", "data": self.nodes[i],
                            "inEdges": ins.get(i, []), "outEdges": outs.get(i, [])}
                           for i in sorted(self.nodes)]}
@@ -226,6 +226,20 @@ def graph(s: Session, node_id: str, depth: int, with_downstream: bool) -> dict[s
     return g.result()
 
 
+def marquez_column_lineage(s: Session, shapes: Shapes, v: Version) -> list[dict[str, Any]] | None:
+    """A dataset's ``columnLineage`` in Marquez's Dataset (None: no column lineage known)."""
+    vc = version_columns(s, shapes, v)
+    if not vc.fields:
+        return None
+    return [{"name": fname, "inputFields": [
+                {"namespace": f.get("namespace"), "dataset": f.get("name"),
+                 "field": f.get("field")}
+                for f in spec.get("inputFields") or [] if isinstance(f, dict)],
+             "transformationDescription": spec.get("transformationDescription"),
+             "transformationType": spec.get("transformationType")}
+            for fname, spec in vc.fields.items()]
+
+
 def for_version(s: Session, namespace: str, name: str, number: int) -> dict[str, Any]:
     """Headwater's JSON of one version's column lineage (for the web UI)."""
     ds_id = job_graph.dataset_id(s, namespace, name)
@@ -255,4 +269,5 @@ def for_version(s: Session, namespace: str, name: str, number: int) -> dict[str,
             "nodeId": f"dataset:{ns}:{mname}", "fields": out_fields}
 
 
-__all__ = ["VersionColumns", "for_version", "graph", "version_columns"]
+__all__ = ["VersionColumns", "for_version", "graph", "marquez_column_lineage",
+           "version_columns"]

@@ -120,9 +120,16 @@ def _dataset(s: Session, ns: str, name: str) -> Dataset:
 
 
 def dataset(s: Session, ns: str, name: str) -> dict[str, Any]:
+    """One dataset, with its ``columnLineage`` as Marquez fills it for a single dataset."""
+    from headwater.server.marquez.columns import marquez_column_lineage
+
     d = _dataset(s, ns, name)
     latest = job_graph.latest_versions(s, {d.id}).get(d.id)
-    return Shapes(s).dataset(d, latest)
+    shapes = Shapes(s)
+    out = shapes.dataset(d, latest)
+    if latest is not None:
+        out["columnLineage"] = marquez_column_lineage(s, shapes, latest)
+    return out
 
 
 def dataset_versions(s: Session, ns: str, name: str, limit: int, offset: int) -> dict[str, Any]:
