@@ -58,16 +58,26 @@ def _namespace_rows(s: Session) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _listed(key: str, rows: dict[str, dict[str, Any]], limit: int,
+            offset: int) -> dict[str, Any]:
+    """``{key: a page of rows by name, "totalCount": n}``."""
+    ordered = [rows[name] for name in sorted(rows)]
+    return {key: _page(ordered, limit, offset), "totalCount": len(ordered)}
+
+
+def _one(what: str, rows: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    row = rows.get(name)
+    if row is None:
+        raise DatasetNotFound(f"{what} '{name}' not found.")
+    return row
+
+
 def namespaces(s: Session, limit: int, offset: int) -> dict[str, Any]:
-    rows = sorted(_namespace_rows(s).values(), key=lambda r: r["name"])
-    return {"namespaces": _page(rows, limit, offset), "totalCount": len(rows)}
+    return _listed("namespaces", _namespace_rows(s), limit, offset)
 
 
 def namespace(s: Session, name: str) -> dict[str, Any]:
-    row = _namespace_rows(s).get(name)
-    if row is None:
-        raise DatasetNotFound(f"Namespace '{name}' not found.")
-    return row
+    return _one("Namespace", _namespace_rows(s), name)
 
 
 def put_namespace(s: Session, name: str, owner: str | None,
@@ -89,15 +99,11 @@ def _sources(s: Session) -> dict[str, dict[str, Any]]:
 
 
 def sources(s: Session, limit: int, offset: int) -> dict[str, Any]:
-    rows = sorted(_sources(s).values(), key=lambda r: r["name"])
-    return {"sources": _page(rows, limit, offset), "totalCount": len(rows)}
+    return _listed("sources", _sources(s), limit, offset)
 
 
 def source(s: Session, name: str) -> dict[str, Any]:
-    row = _sources(s).get(name)
-    if row is None:
-        raise DatasetNotFound(f"Source '{name}' not found.")
-    return row
+    return _one("Source", _sources(s), name)
 
 
 # -- datasets ----------------------------------------------------------------------------------
