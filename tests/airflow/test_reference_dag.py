@@ -135,8 +135,13 @@ def test_impact_of_a_mislabelled_corpus_and_rebuild(
         "reference/sms_spam_corpus", "reference/users_raw"}
     assert {t.task_id for t in report.tasks} == {"train_spam_model", "despam", "id_merge",
                                                 "clean", "split"}
-    (cmd,) = report.airflow_clear_commands()
-    assert cmd.startswith(f"airflow tasks clear {DAG} -t '^(")
+    from headwater.rebuild import plan_rebuild
+
+    # the rebuild plan names this DAG run (not a task-id pattern over every run)
+    (entry,) = plan_rebuild(cat, "reference/sms_spam_corpus@1", require_replacement=False).entries
+    assert entry.dag_id == DAG and entry.dag_run_id and entry.dag_run_id.startswith("manual__")
+    assert set(entry.task_ids) == {t.task_id for t in report.tasks}
+    assert entry.conf is not None and entry.conf["n_users"] == SMALL["n_users"]
 
     # the corpus is fixed (here: 20 labels flipped back) and the DAG rerun with it
     corpus = load_sms_spam()
