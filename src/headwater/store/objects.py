@@ -314,12 +314,14 @@ class ObjectStore:
                 return out
 
             return self._packed_sizes_ok({d for prefix in by_prefix for d in bad(prefix)}, sizes)
-        # packed with that size (the indexes say, no request per prefix): fine
-        self.packs.refresh()
-        sizes = {d: n for d, n in sizes.items()
-                 if (at := self.packs.find(d)) is None or at.length != n}
-        if not sizes:
-            return set()
+        if len(sizes) > STAT_LIMIT:
+            # many: those packed with that size need no listing of their prefix (the indexes
+            # say); a few (a manifest) are listed first, and the indexes read only if need be
+            self.packs.refresh()
+            sizes = {d: n for d, n in sizes.items()
+                     if (at := self.packs.find(d)) is None or at.length != n}
+            if not sizes:
+                return set()
         present: dict[str, int] = {}
         base = f"{self.root}/objects"
         self.fs.invalidate_cache(base)
