@@ -26,8 +26,8 @@ from headwater_beam.options import (
     settings_from_options,
 )
 
-__all__ = ["WriteContext", "pipeline_job", "pipeline_transforms", "upstream_transforms",
-           "write_context"]
+__all__ = ["WriteContext", "child_run_parent", "pipeline_job", "pipeline_transforms",
+           "upstream_transforms", "write_context"]
 
 
 def upstream_transforms(pcoll: beam.PCollection) -> list[beam.PTransform]:
@@ -82,6 +82,19 @@ def pipeline_job(options: Any) -> str:
     return options.view_as(HeadwaterOptions).headwater_job or beam_job_name(options)
 
 
+def child_run_parent(options: Any, settings: Settings) -> dict[str, Any]:
+    """The OpenLineage parent of a catalog run made inside the pipeline (a write, the model
+    training of the reference pipeline): the pipeline's run, rooted at the Beam job's root (or
+    the Beam job); without ``HeadwaterPipeline``, the Beam job itself."""
+    hw = options.view_as(HeadwaterOptions)
+    beam_job = beam_parent(options)
+    if not hw.headwater_pipeline_run_id:
+        return beam_job
+    root = beam_job.get("root") or {k: beam_job[k] for k in ("namespace", "job", "run_id")}
+    return {"namespace": settings.namespace, "job": pipeline_job(options),
+            "run_id": hw.headwater_pipeline_run_id, "root": root}
+
+
 @dataclass(frozen=True)
 class WriteContext:
     """Everything the finalize step of one ``WriteVersion`` passes to ``catalog.run``."""
@@ -130,12 +143,7 @@ def write_context(pcoll: beam.PCollection, transform: beam.PTransform, *, datase
         code_fp = "blake2b:" + h.hexdigest()
     label = _current_label(pcoll.pipeline, transform.label)
     run_scope = hw.headwater_pipeline_run_id or beam_job["run_id"]
-    if hw.headwater_pipeline_run_id:
-        root = beam_job.get("root") or {k: beam_job[k] for k in ("namespace", "job", "run_id")}
-        parent: dict[str, Any] = {"namespace": settings.namespace, "job": job,
-                                  "run_id": hw.headwater_pipeline_run_id, "root": root}
-    else:
-        parent = beam_job
+    parent = child_run_parent(options, settings)
     short = dataset.rsplit("/", 1)[-1]
     return WriteContext(
         settings=settings,

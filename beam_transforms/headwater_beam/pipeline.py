@@ -28,7 +28,7 @@ import argparse
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,10 @@ from headwater.steps.spam_model import TrainSpamModelStep, load_sms_spam, train_
 from headwater.steps.split import SplitParams
 from headwater_beam.context import HeadwaterPipeline, PipelineReport
 from headwater_beam.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
+from headwater_beam.graph import child_run_parent
 from headwater_beam.id_merge import MAPPING, IdMerge
-from headwater_beam.options import pinned_ref
+from headwater_beam.launch import beam_engine
+from headwater_beam.options import beam_job_name, pinned_ref
 from headwater_beam.read import ReadVersion
 from headwater_beam.steps import DEAD_LETTER, OUTPUT, SPAM, Clean, Despam, Split
 from headwater_beam.write import WriteVersion
@@ -87,14 +89,18 @@ def ensure_spam_model(settings: Settings, name: str) -> str:
         return version.ref
 
 
-def train_spam_model_version(settings: Settings, corpus_ref: str, name: str) -> str:
+def train_spam_model_version(settings: Settings, corpus_ref: str, name: str, *,
+                             engine: Mapping[str, Any] | None = None,
+                             parent: Mapping[str, Any] | None = None) -> str:
     """Train the spam model on the corpus version ``corpus_ref`` (pins apply: ``settings.pins``)
     through a catalog run ``<name>.train`` whose input is the corpus, log it as ``name``; its
-    exact ref. A committed run with the same corpus version, parameters and code is reused."""
+    exact ref. A committed run with the same corpus version, parameters and code is reused.
+    ``engine``/``parent``: the pipeline's (so a rebuild reruns the pipeline for this run too)."""
     step = TrainSpamModelStep()
     with Catalog.open(settings=settings) as cat:
         with cat.run(f"{name}.train", inputs=[corpus_ref], params=step.params.to_dict(),
-                     code=step.code_fingerprint(), job_type="TRAIN") as run:
+                     code=step.code_fingerprint(), job_type="TRAIN", engine=engine,
+                     parent=parent) as run:
             previous = run.previous()
             if previous is not None:
                 run.reuse(previous)
@@ -209,7 +215,10 @@ def run(argv: Sequence[str] | None = None, *,
         if model_ref is not None:
             model_ref = pinned_ref(settings, model_ref)
         elif args.corpus_ref:
-            model_ref = train_spam_model_version(settings, args.corpus_ref, model_name)
+            model_ref = train_spam_model_version(
+                settings, args.corpus_ref, model_name, parent=child_run_parent(options, settings),
+                engine=beam_engine(options, settings, job_name=beam_job_name(options),
+                                   step="train_spam_model"))
         else:
             model_ref = ensure_spam_model(settings, model_name)
         outputs = build(p, input_ref=args.input_ref, model_ref=model_ref or "",

@@ -142,10 +142,12 @@ def _rebuild_story(tmp_path: Path, users: pa.Table, runner_args: list[str]) -> N
         pipeline_run = cat.get_run(report.run_id)
         launch = pipeline_run.engine["launch"]
         # every write run records the same launch and names its pipeline run
-        for v in versions.values():
-            write_run = cat.get_run(v.run_id or "")
-            assert write_run.engine["launch"] == launch
-            assert write_run.engine["pipeline_run_id"] == report.run_id
+        # and so does the model training the launcher ran: a rebuild from the corpus finds the
+        # pipeline to rerun from any of them
+        (train,) = cat.runs(job=f"{PREFIX}_spam_model.train")
+        for run in [*(cat.get_run(v.run_id or "") for v in versions.values()), train]:
+            assert run.engine["launch"] == launch
+            assert run.engine["pipeline_run_id"] == report.run_id
     assert launch["module"] == "headwater_beam.pipeline"
     assert launch["runner"] == runner_args[0].split("=", 1)[1]
     assert "--corpus-ref" in launch["argv"] and launch["cwd"] == str(Path.cwd())
