@@ -8,7 +8,7 @@ Here each stage of :mod:`headwater.steps.linkage` runs where the data is::
       ─GroupByKey((role, value)) value counts + people sharing it → placeholders dropped, TF
       ─GroupByKey(hash bucket of record id) pseudo-random pairs → level counts → u
       ─FlatMap(rule_keys)─GroupByKey(block key)─FlatMap(pairs_in_block → gamma)─Distinct
-      ─CombineGlobally(pattern counts) → fit_model (EM) ─────────────── model (side input)
+      ─CombineGlobally(pattern counts, per rule and overall) → fit_model (EM) ── model (side input)
       ─Map(score_pattern ≥ threshold, not vetoed)                          matched pairs
       ─ConnectedComponents (large/small-star rounds + exact residual)        (record id, label)
       ─GroupByKey(label) consistent_clusters (no chaining through a hub)
@@ -48,6 +48,7 @@ from headwater.steps.linkage.model import (
     gamma,
     random_bucket_count,
     score_pattern,
+    training_sessions,
     vetoed,
 )
 from headwater.steps.linkage.normalize import normalize_record
@@ -187,6 +188,7 @@ def _block_members(item: tuple[str, Profile], params: IdMergeParams,
 
 
 Candidate = tuple[str, str, tuple[int, ...], tuple[int, ...]]  # a, b, pattern, counts of a
+SESSION = "session"  # (rule no, pattern) of every pair a rule yields: the EM sessions
 
 
 class _CompareBlock(beam.DoFn):
@@ -214,8 +216,14 @@ class _CompareBlock(beam.DoFn):
                                    sorted_window=rule.sorted_window):
             n += 1
             (na, ca), (nb, _) = prof[a], prof[b]
-            yield a, b, gamma(na, nb, self._roles), tuple(ca.get(r, 0) for r in self._roles)
+            pat = gamma(na, nb, self._roles)
+            yield a, b, pat, tuple(ca.get(r, 0) for r in self._roles)
+            yield pvalue.TaggedOutput(SESSION, (self._rule_no(key), pat))
         self._candidates.inc(n)
+
+    @staticmethod
+    def _rule_no(key: str) -> int:
+        return int(key.split(":", 1)[0])
 
 
 def _score(cand: Candidate, model: FSModel, threshold: float
@@ -382,22 +390,26 @@ class IdMerge(_StepComposite):
             | "RandomPairs" >> beam.FlatMap(_bucket_levels, roles)
             | "CountLevels" >> beam.CombineGlobally(_CountDict(levels=True))
         )
-        candidates = (
+        compared = (
             profiles
             | "BlockKeys" >> beam.FlatMap(_block_members, p)
             | "GroupBlocks" >> beam.GroupByKey()
-            | "CompareBlocks" >> beam.ParDo(_CompareBlock(p))
-            | "DistinctPairs" >> beam.Distinct()
+            | "CompareBlocks" >> beam.ParDo(_CompareBlock(p)).with_outputs(SESSION, main="pairs")
         )
+        candidates = compared["pairs"] | "DistinctPairs" >> beam.Distinct()
+        sessions = training_sessions([r.roles for r in p.rules])
+        session_patterns = compared[SESSION] | "CountSessionPatterns" >> beam.CombineGlobally(
+            _CountDict())
         model = (
             candidates
             | "Patterns" >> beam.Map(lambda c: c[2])
             | "CountPatterns" >> beam.CombineGlobally(_CountDict())
             | "FitModel" >> beam.Map(
-                lambda pats, levels, count: fit_model(
-                    roles, pats, levels, count, max_iterations=p.em_iterations,
-                    tf=p.tf_adjust),
-                pvalue.AsSingleton(random_levels), pvalue.AsSingleton(n))
+                lambda pats, sess, levels, count: fit_model(
+                    roles, sess, sessions, pats, levels, count,
+                    max_iterations=p.em_iterations, tf=p.tf_adjust),
+                pvalue.AsSingleton(session_patterns), pvalue.AsSingleton(random_levels),
+                pvalue.AsSingleton(n))
         )
         edges = candidates | "Score" >> beam.FlatMap(
             _score, pvalue.AsSingleton(model), float(p.threshold))

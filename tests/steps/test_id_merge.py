@@ -160,7 +160,7 @@ def test_noisy_split_fields_stats_report_blocking() -> None:
     res = IdMergeStep(IdMergeParams(roles=SYNTH_ROLES, truth_column="person_id")).run_table(t)
     q, s = res.stats["quality"], res.stats
     assert q["blocking_recall"] > 0.99
-    assert q["clustered"]["f1"] > 0.95 and q["clustered"]["precision"] > 0.97
+    assert q["clustered"]["f1"] > 0.95 and q["clustered"]["precision"] > 0.95
     assert sum(s["blocking"].values()) >= s["candidate_pairs"] > 0
     assert s["placeholder_values"]["phone"] >= 1
 

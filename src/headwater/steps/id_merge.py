@@ -32,7 +32,6 @@ from headwater.steps.base import (
     StepParams,
     StepResult,
     dead_letter_schema,
-    records_to_table,
     register_step,
     require_columns,
 )
@@ -48,7 +47,7 @@ __all__ = ["IdMergeParams", "IdMergeStep", "pair_quality"]
 class IdMergeParams(StepParams):
     """``roles``: ``((column, role), …)`` (a dict is accepted); ``id_column``: unique record id;
     ``blocking``: rules (see :mod:`headwater.steps.linkage.blocking`; empty = defaults for the
-    mapped roles); ``threshold``: match weight in bits (prior included; 6.6 bits ≈ 0.99);
+    mapped roles); ``threshold``: match weight in bits (prior included; 10 bits ≈ 0.999);
     ``max_block_size``/``window``: blocking caps; ``random_pairs``: pairs measured for ``u``;
     ``placeholder_people``: a contact value (e-mail, phone, national id, address) shared by this
     many different people is a placeholder and weighs nothing; ``cannot_link_below``: a pair
@@ -64,7 +63,7 @@ class IdMergeParams(StepParams):
     )
     id_column: str = "record_id"
     blocking: tuple[str, ...] = ()
-    threshold: float = 6.6
+    threshold: float = 10.0
     max_block_size: int = 50
     window: int = 8
     random_pairs: int = 200_000
@@ -220,46 +219,31 @@ class IdMergeStep(Step):
 
     def process_batch(self, records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
         """Merge a batch that holds every record to be merged (Beam uses ``IdMerge``)."""
-        good, dead, _ = self._run(records)
-        return good, dead
+        res = self.run_table(pa.Table.from_pylist(list(records)))
+        return res.output.to_pylist(), res.dead_letter.to_pylist()
 
-    def _run(self, records: Sequence[Record]) -> tuple[list[Record], list[Record], dict[str, Any]]:
-        p = self.params
-        ok: list[Record] = []
-        dead: list[Record] = []
+    def _split_ids(self, table: pa.Table) -> tuple[list[int], list[tuple[int, str]]]:
+        """Row numbers of the records to merge, and of the dead letters with their reason."""
+        col = self.params.id_column
+        ok: list[int] = []
+        dead: list[tuple[int, str]] = []
         seen: set[str] = set()
-        for r in records:
-            rid = r.get(p.id_column)
+        for i, rid in enumerate(table.column(col).to_pylist()):
             if rid is None or str(rid) == "":
-                dead.append({**r, "reason": "missing_record_id", "column": p.id_column})
+                dead.append((i, "missing_record_id"))
             elif str(rid) in seen:
-                dead.append({**r, "reason": "duplicate_record_id", "column": p.id_column})
+                dead.append((i, "duplicate_record_id"))
             else:
                 seen.add(str(rid))
-                ok.append(r)
-        previous = self.previous
-        if not previous and any(p.user_id_column in r for r in ok):
-            previous = {str(r[p.id_column]): str(r[p.user_id_column]) for r in ok
-                        if r.get(p.user_id_column) is not None}
-        ids = [str(r[p.id_column]) for r in ok]
-        columns = {c: [r.get(c) for r in ok] for c, _ in p.roles}
-        truth = [r.get(p.truth_column) for r in ok] if p.truth_column else None
-        link = link_table(columns, ids, p.link_config())
-        # clusters of record ids, each sorted by record id, for stable assignment
-        clusters = sorted((sorted(ids[i] for i in c) for c in link.clusters), key=lambda c: c[0])
-        mapping, id_counts = assign_stable_ids(clusters, previous, prefix=p.id_prefix)
-        good = [{**{k: v for k, v in r.items() if k != p.user_id_column},
-                 p.user_id_column: mapping[i]} for r, i in zip(ok, ids, strict=True)]
-        stats = self._stats(records, good, dead, link, id_counts, truth)
-        return good, dead, stats
+                ok.append(i)
+        return ok, dead
 
-    def _stats(self, records: Sequence[Record], good: list[Record], dead: list[Record],
-               link: Linked, id_counts: Mapping[str, int], truth: Sequence[Any] | None,
-               ) -> dict[str, Any]:
+    def _stats(self, rows_in: int, rows_out: int, rows_dead: int, link: Linked,
+               id_counts: Mapping[str, int], truth: Sequence[Any] | None) -> dict[str, Any]:
         p = self.params
         sizes = Counter(len(c) for c in link.clusters)
         stats: dict[str, Any] = {
-            "rows_in": len(records), "rows_out": len(good), "rows_dead_letter": len(dead),
+            "rows_in": rows_in, "rows_out": rows_out, "rows_dead_letter": rows_dead,
             "candidate_pairs": len(link.pairs), "matched_pairs": int(link.matched.sum()),
             "blocking": {r.text: n for r, n in zip(p.rules, link.rule_pairs, strict=True)},
             "persons": len(link.clusters), "ids_kept": id_counts["kept"],
@@ -281,21 +265,42 @@ class IdMergeStep(Step):
         return stats
 
     def run_table(self, table: pa.Table) -> StepResult:
+        """Column-wise: no per-row dicts, so 1M records fit in a few GB."""
         p = self.params
         cols = [p.id_column, *(c for c, _ in p.roles)]
         if p.truth_column:
             cols.append(p.truth_column)
         require_columns(self.NAME, table.schema, cols)
-        good, dead, stats = self._run(table.to_pylist())
-        base = table.schema
-        if p.user_id_column in base.names:
-            base = base.remove(base.get_field_index(p.user_id_column))
-            stats["replaced_column"] = p.user_id_column
-        schema = base.append(pa.field(p.user_id_column, pa.string()))
-        out = records_to_table(good, schema)
-        mapping = pa.table({
-            p.id_column: pa.array([str(r[p.id_column]) for r in good], pa.string()),
-            p.user_id_column: pa.array([r[p.user_id_column] for r in good], pa.string()),
-        })
-        return StepResult(output=out, dead_letter=records_to_table(dead, dead_letter_schema(
-            table.schema)), stats=stats, side_outputs={"mapping": mapping})
+        ok_rows, dead_rows = self._split_ids(table)
+        good = table.take(pa.array(ok_rows, pa.int64())) if dead_rows else table
+        ids = [str(x) for x in good.column(p.id_column).to_pylist()]
+        previous = self.previous
+        stats_extra: dict[str, Any] = {}
+        if p.user_id_column in good.column_names:
+            if not previous:  # ID merge run on its own output: keep those IDs
+                previous = {r: str(u) for r, u in zip(
+                    ids, good.column(p.user_id_column).to_pylist(), strict=True) if u is not None}
+            good = good.drop_columns([p.user_id_column])
+            stats_extra["replaced_column"] = p.user_id_column
+        columns = {c: good.column(c).to_pylist() for c in dict.fromkeys(c for c, _ in p.roles)}
+        truth = good.column(p.truth_column).to_pylist() if p.truth_column else None
+        link = link_table(columns, ids, p.link_config())
+        # clusters of record ids, each sorted by record id, for stable assignment
+        clusters = sorted((sorted(ids[i] for i in c) for c in link.clusters), key=lambda c: c[0])
+        mapping, id_counts = assign_stable_ids(clusters, previous, prefix=p.id_prefix)
+        uids = pa.array([mapping[i] for i in ids], pa.string())
+        out = good.append_column(pa.field(p.user_id_column, pa.string()), uids)
+        dead_schema = dead_letter_schema(table.schema)
+        if dead_rows:
+            dt = table.take(pa.array([i for i, _ in dead_rows], pa.int64()))
+            dt = dt.select([n for n in dt.column_names if n not in ("reason", "column")])
+            dt = dt.append_column("reason", pa.array([r for _, r in dead_rows], pa.string()))
+            dt = dt.append_column("column", pa.array([p.id_column] * len(dead_rows), pa.string()))
+            dead = dt.cast(dead_schema)
+        else:
+            dead = dead_schema.empty_table()
+        stats = self._stats(table.num_rows, out.num_rows, len(dead_rows), link, id_counts, truth)
+        stats.update(stats_extra)
+        mapping_t = pa.table({p.id_column: pa.array(ids, pa.string()), p.user_id_column: uids})
+        return StepResult(output=out, dead_letter=dead, stats=stats,
+                          side_outputs={"mapping": mapping_t})

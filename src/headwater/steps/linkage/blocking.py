@@ -140,7 +140,6 @@ def default_rules(available: set[str]) -> tuple[str, ...]:
         if place:
             rules.append(f"dob+first3({place})")
             rules.append(f"nysiis(surname)+first1(given_name)+first3({place})")
-            rules.append(f"nysiis(given_name)+first3({place})")
     if has("email"):
         rules.append("local(email)")
     if has("phone"):

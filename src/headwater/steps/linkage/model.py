@@ -34,8 +34,19 @@ import jellyfish
 from headwater.steps.linkage.blocking import email_key
 from headwater.steps.linkage.normalize import NAME_ROLES, NormRecord
 
-__all__ = ["COMPARISONS", "FSModel", "compare", "fit_model", "gamma", "random_bucket_count",
-           "score_pair", "swapped", "vetoed"]
+__all__ = [
+    "COMPARISONS",
+    "FSModel",
+    "compare",
+    "fit_model",
+    "gamma",
+    "one_edit",
+    "random_bucket_count",
+    "score_pair",
+    "swapped",
+    "training_sessions",
+    "vetoed",
+]
 
 #: role -> number of levels (0 = exact ... last = different)
 COMPARISONS: dict[str, int] = {
@@ -50,14 +61,28 @@ SHARED_ROLES = ("email", "phone", "national_id", "address")
 MISSING = -1
 
 
-def _close(a: str, b: str) -> tuple[int, float]:
-    return jellyfish.damerau_levenshtein_distance(a, b), jellyfish.jaro_winkler_similarity(a, b)
+def one_edit(a: str, b: str) -> bool:
+    """Damerau-Levenshtein distance <= 1 (one insertion, deletion, substitution or adjacent
+    transposition), in linear time: this is the hot path of every comparison."""
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    i, m = 0, min(la, lb)
+    while i < m and a[i] == b[i]:
+        i += 1
+    if la == lb:
+        return a[i + 1:] == b[i + 1:] or (
+            i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:])
+    return a[i:] == b[i + 1:] if la < lb else a[i + 1:] == b[i:]
 
 
 def _compare_dob(a: str, b: str) -> int:
     """0 same; 1 a small slip (day/month transposed, year off by one or one digit); 2 one
     part wrong; 3 more; MISSING if no part is known on both sides."""
     ya, ma, da, yb, mb, db = a[:4], a[4:6], a[6:8], b[:4], b[4:6], b[6:8]
+    if ya != yb and ma != mb and da != db and "0000" not in (ya, yb) and "00" not in (
+            ma, mb, da, db) and not (ma == db and da == mb):
+        return 3  # the common case of two strangers, decided early
     known = [(x, y) for x, y, z in ((ya, yb, "0000"), (ma, mb, "00"), (da, db, "00"))
              if x != z and y != z and x and y]
     if not known:
@@ -90,19 +115,19 @@ def compare(role: str, a: str, b: str) -> int:
     if role in NAME_ROLES:
         if len(a) == 1 or len(b) == 1:  # an initial
             return 2 if a[0] == b[0] else 3
-        dl, jw = _close(a, b)
-        if dl <= 1 or jw >= 0.92:
+        if one_edit(a, b):
+            return 1
+        jw = jellyfish.jaro_winkler_similarity(a, b)
+        if jw >= 0.92:
             return 1
         return 2 if jw >= 0.80 else 3
     if role in ("address", "address2", "city"):
         return 1 if jellyfish.jaro_winkler_similarity(a, b) >= 0.88 else 2
     if role == "email":
-        if email_key(a) == email_key(b):
-            return 1
-        return 1 if jellyfish.damerau_levenshtein_distance(a, b) <= 1 else 2
+        return 1 if one_edit(a, b) or email_key(a) == email_key(b) else 2
     if role == "state":
         return 1
-    return 1 if jellyfish.damerau_levenshtein_distance(a, b) <= 1 else 2
+    return 1 if one_edit(a, b) else 2
 
 
 def gamma(a: NormRecord, b: NormRecord, roles: Sequence[str]) -> tuple[int, ...]:
@@ -118,8 +143,10 @@ def gamma(a: NormRecord, b: NormRecord, roles: Sequence[str]) -> tuple[int, ...]
 
 
 def swapped(level_given: int, level_surname: int, ga: str, sa: str, gb: str, sb: str) -> bool:
-    """Given name and surname entered the other way round (each at most a close match)."""
-    return (level_given >= 2 and level_surname >= 2 and ga != sa
+    """Given name and surname entered the other way round (each at most a close match, with
+    the same first letter)."""
+    return (level_given >= 2 and level_surname >= 2 and ga != sa and bool(ga) and bool(sa)
+            and ga[:1] == sb[:1] and sa[:1] == gb[:1]
             and 0 <= compare("surname", ga, sb) <= 1 and 0 <= compare("given_name", sa, gb) <= 1)
 
 
@@ -150,7 +177,6 @@ class FSModel:
     n: int
     iterations: int = 0
     tf: bool = True
-    u_random: tuple[tuple[float, ...], ...] = ()
     weights: tuple[tuple[float, ...], ...] = field(init=False)
     prior: float = field(init=False)
 
@@ -165,10 +191,8 @@ class FSModel:
         role = self.roles[i]
         if not self.tf or role not in TF_ROLES or count < 1 or self.n < 2:
             return self.weights[i][0]
-        # Splink's adjustment: the base weight plus log2(u_exact / tf(value)), u_exact measured
-        # on random pairs
-        u0 = self.u_random[i][0] if self.u_random else self.u[i][0]
-        return self.weights[i][0] + math.log2(u0 / max(count / self.n, 1e-12))
+        # Splink's adjustment: the base weight plus log2(u_exact / tf(value))
+        return self.weights[i][0] + math.log2(self.u[i][0] / max(count / self.n, 1e-12))
 
     def to_dict(self) -> dict[str, Any]:
         return {"lambda": round(self.lam, 6), "iterations": self.iterations, "records": self.n,
@@ -199,71 +223,98 @@ def _initial_m(k: int) -> tuple[float, ...]:
     return tuple(x / tot for x in [*raw, rest])
 
 
-def fit_model(roles: Sequence[str], patterns: Mapping[tuple[int, ...], int],
-              random_levels: Mapping[tuple[int, int], int], n: int, *,
-              max_iterations: int = 40, tf: bool = True) -> FSModel:
-    """EM for ``m``, ``u`` and ``λ`` over the candidate pairs' pattern counts.
+IDENTITY_ROLES = frozenset({"given_name", "second_given_name", "surname", "second_surname",
+                            "dob"})
 
-    ``u`` starts from the random pairs and is re-estimated with ``m`` (classic unsupervised
-    Fellegi-Sunter; candidate pairs agree on blocked fields far more often than random ones, so
-    a ``u`` held at its random value would call them all matches). Deterministic: patterns
-    are visited in sorted order, so Beam and the table path (which
-    count the same patterns) fit the same model bit for bit.
-    """
-    roles = tuple(roles)
-    u_random = u_from_counts(roles, random_levels)
-    u = list(u_random)
-    m = [_initial_m(COMPARISONS[r]) for r in roles]
-    lam = 0.1
-    items = sorted(patterns.items())
+
+def _em(items: Sequence[tuple[tuple[int, ...], int]], m: list[tuple[float, ...]],
+        u: Sequence[tuple[float, ...]], lam: float, active: Sequence[bool], iterations: int,
+        fit_m: bool = True) -> tuple[list[tuple[float, ...]], float, int]:
+    """EM over pattern counts with ``u`` fixed; roles not ``active`` are left out."""
     total = float(sum(c for _, c in items)) or 1.0
     it = 0
-    for it in range(1, max_iterations + 1):  # noqa: B007 — the count is recorded
-        acc = [[0.0] * COMPARISONS[r] for r in roles]
-        acc_u = [[0.0] * COMPARISONS[r] for r in roles]
-        denom = [0.0] * len(roles)
-        denom_u = [0.0] * len(roles)
+    for it in range(1, iterations + 1):  # noqa: B007 — the count is returned
+        acc = [[0.0] * len(mi) for mi in m]
+        denom = [0.0] * len(m)
         matched = 0.0
         for pat, cnt in items:
             lm, lu = lam, 1.0 - lam
             for i, lv in enumerate(pat):
-                if lv >= 0:
+                if lv >= 0 and active[i]:
                     lm *= m[i][lv]
                     lu *= u[i][lv]
-            p = lm / (lm + lu) if lm + lu > 0 else 0.0
-            w = p * cnt
+            w = (lm / (lm + lu) if lm + lu > 0 else 0.0) * cnt
             matched += w
-            wu = (1.0 - p) * cnt
             for i, lv in enumerate(pat):
-                if lv >= 0:
+                if lv >= 0 and active[i]:
                     acc[i][lv] += w
                     denom[i] += w
-                    acc_u[i][lv] += wu
-                    denom_u[i] += wu
         new_lam = min(max(matched / total, 1e-6), 1 - 1e-6)
-        new_m = []
-        for i in range(len(roles)):
-            if denom[i] <= 0:
-                new_m.append(m[i])
-                continue
-            vals = [max(a / denom[i], 1e-6) for a in acc[i]]
-            s = sum(vals)
-            new_m.append(tuple(v / s for v in vals))
-        new_u = []
-        for i in range(len(roles)):
-            if denom_u[i] <= 0:
-                new_u.append(u[i])
-                continue
-            vals = [max(a / denom_u[i], 1e-6) for a in acc_u[i]]
-            s = sum(vals)
-            new_u.append(tuple(v / s for v in vals))
-        delta = max(abs(a - b) for mi, ni in zip(m, new_m, strict=True)
-                    for a, b in zip(mi, ni, strict=True))
-        m, lam, u = new_m, new_lam, new_u
-        if delta < 1e-5:
+        new_m = list(m)
+        if fit_m:
+            for i in range(len(m)):
+                if active[i] and denom[i] > 0:
+                    vals = [max(a / denom[i], 1e-6) for a in acc[i]]
+                    tot = sum(vals)
+                    new_m[i] = tuple(v / tot for v in vals)
+        delta = max([abs(new_lam - lam)] + [abs(a - b) for mi, ni in zip(m, new_m, strict=True)
+                                            for a, b in zip(mi, ni, strict=True)])
+        m, lam = new_m, new_lam
+        if delta < 1e-6:
             break
-    return FSModel(roles, tuple(tuple(x) for x in m), tuple(tuple(x) for x in u), lam, n, it,
-                   tf, u_random=u_random)
+    return m, lam, it
+
+
+def fit_model(roles: Sequence[str], session_patterns: Mapping[tuple[int, tuple[int, ...]], int],
+              sessions: Sequence[Sequence[str] | None],
+              patterns: Mapping[tuple[int, ...], int],
+              random_levels: Mapping[tuple[int, int], int], n: int, *,
+              max_iterations: int = 40, tf: bool = True) -> FSModel:
+    """Fit ``m`` by EM the way Splink does, ``u`` from random pairs, then ``λ``.
+
+    ``session_patterns`` counts ``(rule no, pattern)`` over each blocking rule's own pairs;
+    ``sessions[k]`` is rule ``k``'s roles (None: the rule is not a training session — rules on
+    contact details alone, whose pairs are mostly households and shared devices). In the session
+    of rule ``k`` the roles it blocks on are left out (their agreement is forced by the rule)
+    and ``m`` of every other role is fitted with ``u`` held at its random-pair value; each
+    role's ``m`` is the mean over the sessions that fitted it. ``λ`` (the prior of a candidate
+    pair) is then fitted over all candidate pairs' ``patterns`` with ``m`` and ``u`` fixed.
+    Deterministic: patterns are visited in sorted order, so Beam and the table path (which
+    count the same patterns) fit the same model bit for bit.
+    """
+    roles = tuple(roles)
+    u = u_from_counts(roles, random_levels)
+    init = [_initial_m(COMPARISONS[r]) for r in roles]
+    fitted: list[list[tuple[float, ...]]] = [[] for _ in roles]
+    iterations = 0
+    for k, blocked in enumerate(sessions):
+        if blocked is None:
+            continue
+        items = sorted((pat, c) for (kk, pat), c in session_patterns.items() if kk == k)
+        if not items:
+            continue
+        active = [r not in blocked for r in roles]
+        m_k, _, it = _em(items, list(init), u, 0.1, active, max_iterations)
+        iterations += it
+        for i, a in enumerate(active):
+            if a:
+                fitted[i].append(m_k[i])
+    m = []
+    for i, fs in enumerate(fitted):
+        if not fs:
+            m.append(init[i])
+            continue
+        mean = [sum(f[lv] for f in fs) / len(fs) for lv in range(len(init[i]))]
+        tot = sum(mean)
+        m.append(tuple(x / tot for x in mean))
+    items = sorted(patterns.items())
+    _, lam, it = _em(items, m, u, 0.1, [True] * len(roles), max_iterations, fit_m=False)
+    return FSModel(roles, tuple(m), u, lam, n, iterations + it, tf)
+
+
+def training_sessions(rule_roles: Sequence[Sequence[str]]) -> list[Sequence[str] | None]:
+    """Which blocking rules train ``m`` (those on a name or birth-date part)."""
+    return [list(rr) if IDENTITY_ROLES & set(rr) else None for rr in rule_roles]
 
 
 def score_pattern(model: FSModel, pattern: Sequence[int],

@@ -32,6 +32,7 @@ from headwater.steps.linkage.model import (
     fit_model,
     random_bucket_count,
     swapped,
+    training_sessions,
     vetoed,
 )
 from headwater.steps.linkage.normalize import _DOB_PART, NORMALISERS, NormRecord, split_full_name
@@ -191,7 +192,8 @@ def _rank(strings: np.ndarray) -> np.ndarray:
 
 def _block_pairs(norm: Mapping[str, np.ndarray], rules: Sequence[BlockingRule], n: int,
                  rid_rank: np.ndarray, sk_rank: np.ndarray, max_block: int, window: int,
-                 ) -> tuple[np.ndarray, list[int]]:
+                 ) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
+    """Unique candidate pairs (a < b), pairs per rule, and each rule's pair codes."""
     empty = np.full(n, "", dtype=object)
     codes: list[np.ndarray] = []
     counts: list[int] = []
@@ -205,6 +207,7 @@ def _block_pairs(norm: Mapping[str, np.ndarray], rules: Sequence[BlockingRule], 
         idx = np.nonzero(ok)[0]
         if len(idx) < 2:
             counts.append(0)
+            codes.append(np.empty(0, np.int64))
             continue
         kcode = _rank(key[idx])
         order = np.lexsort((rid_rank[idx], sk_rank[idx], kcode))
@@ -213,13 +216,12 @@ def _block_pairs(norm: Mapping[str, np.ndarray], rules: Sequence[BlockingRule], 
         span = np.where(rule.sorted_window | (size > max_block), window, size)
         pairs = _window_pairs(idx[order], grp, span, max(max_block, window))
         counts.append(len(pairs))
-        if len(pairs):
-            a, b = pairs.min(axis=1), pairs.max(axis=1)
-            codes.append(a.astype(np.int64) * n + b)
+        a, b = pairs.min(axis=1), pairs.max(axis=1)
+        codes.append(a.astype(np.int64) * n + b)
     if not codes:
-        return np.empty((0, 2), np.int64), counts
+        return np.empty((0, 2), np.int64), counts, codes
     uniq = np.unique(np.concatenate(codes))
-    return np.stack([uniq // n, uniq % n], axis=1), counts
+    return np.stack([uniq // n, uniq % n], axis=1), counts, codes
 
 
 def _gammas(norm: Mapping[str, np.ndarray], roles: Sequence[str], a: np.ndarray,
@@ -240,7 +242,10 @@ def _gammas(norm: Mapping[str, np.ndarray], roles: Sequence[str], a: np.ndarray,
     if "given_name" in roles and "surname" in roles:
         gi, si = roles.index("given_name"), roles.index("surname")
         g, s = norm["given_name"], norm["surname"]
-        maybe = np.nonzero((out[:, gi] >= 2) & (out[:, si] >= 2))[0]
+        g1 = np.array([x[:1] for x in g.tolist()], dtype=object)
+        s1 = np.array([x[:1] for x in s.tolist()], dtype=object)
+        maybe = np.nonzero((out[:, gi] >= 2) & (out[:, si] >= 2) & (g1[a] == s1[b])
+                           & (s1[a] == g1[b]) & (g1[a] != ""))[0]
         sw = np.array([swapped(int(out[k, gi]), int(out[k, si]), ga, sa, gb, sb)
                        for k, ga, sa, gb, sb in zip(
                            maybe.tolist(), g[a[maybe]].tolist(), s[a[maybe]].tolist(),
@@ -264,6 +269,22 @@ def _decode(code: int, width: int) -> tuple[int, ...]:
         out.append(code % 6 - 1)
         code //= 6
     return tuple(reversed(out))
+
+
+def _level_counts(g: np.ndarray) -> dict[tuple[int, int], int]:
+    """Column-wise :func:`count_levels`: ``{(role index, level): pairs}``."""
+    out: dict[tuple[int, int], int] = {}
+    for j in range(g.shape[1] if g.ndim == 2 else 0):
+        col = g[:, j].astype(np.int64)
+        for lv, c in enumerate(np.bincount(col[col >= 0]).tolist()):
+            if c:
+                out[(j, lv)] = c
+    return out
+
+
+def _pattern_counts(enc: np.ndarray, width: int) -> dict[tuple[int, ...], int]:
+    pc, pn = np.unique(enc, return_counts=True)
+    return {_decode(int(c), width): int(k) for c, k in zip(pc.tolist(), pn.tolist(), strict=True)}
 
 
 def _scores(model: FSModel, g: np.ndarray, a: np.ndarray,
@@ -314,8 +335,8 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
     sk = np.array([sort_key({"surname": s, "given_name": g, "dob": d}) for s, g, d in zip(
         norm.get("surname", empty).tolist(), norm.get("given_name", empty).tolist(),
         norm.get("dob", empty).tolist(), strict=True)], dtype=object)
-    pairs, rule_pairs = _block_pairs(norm, cfg.rules, n, rid_rank, _rank(sk) if n else sk,
-                                     cfg.max_block_size, cfg.window)
+    pairs, rule_pairs, rule_codes = _block_pairs(
+        norm, cfg.rules, n, rid_rank, _rank(sk) if n else sk, cfg.max_block_size, cfg.window)
     a, b = pairs[:, 0], pairs[:, 1]
     g = _gammas(norm, roles, a, b, role_codes)
     # u from pseudo-random pairs (buckets by hash of record id), m and lambda by EM
@@ -326,11 +347,18 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
     bsize = bsize[bsize > 0]
     rpairs = _window_pairs(border, bucket[border], bsize, int(bsize.max()) if n else 1)
     rg = _gammas(norm, roles, rpairs[:, 0], rpairs[:, 1], role_codes)
-    rlevels = count_levels(map(tuple, rg.tolist())) if len(rg) else {}
-    pc, pn = np.unique(_encode(g), return_counts=True)
-    patterns = {_decode(int(c), len(roles)): int(k) for c, k in zip(pc.tolist(), pn.tolist(),
-                                                                     strict=True)}
-    model = fit_model(roles, patterns, rlevels, n, max_iterations=cfg.em_iterations, tf=cfg.tf)
+    rlevels = _level_counts(rg)
+    enc = _encode(g)
+    patterns = _pattern_counts(enc, len(roles))
+    uniq_codes = pairs[:, 0] * n + pairs[:, 1]
+    session_patterns: dict[tuple[int, tuple[int, ...]], int] = {}
+    for k, rc in enumerate(rule_codes):
+        if len(rc):
+            for pat, cnt in _pattern_counts(enc[np.searchsorted(uniq_codes, rc)],
+                                            len(roles)).items():
+                session_patterns[(k, pat)] = cnt
+    model = fit_model(roles, session_patterns, training_sessions([r.roles for r in cfg.rules]),
+                      patterns, rlevels, n, max_iterations=cfg.em_iterations, tf=cfg.tf)
     tf_w = [np.array([model.exact_weight(j, int(c)) for c in counts[r].tolist()])
             if n else np.empty(0) for j, r in enumerate(roles)]
     scores = _scores(model, g, a, tf_w)
@@ -391,4 +419,4 @@ def _veto(g: np.ndarray, roles: Sequence[str]) -> np.ndarray:
     return result
 
 
-_ = (vetoed, NormRecord)  # the per-record twins used by Beam live in model.py
+_ = (vetoed, count_levels, NormRecord)  # the per-record twins Beam uses live in model.py
