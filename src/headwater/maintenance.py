@@ -30,6 +30,8 @@ from headwater.store.packs import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from headwater.api import Catalog
     from headwater.version import VersionInfo
 
@@ -177,17 +179,24 @@ def gc(
     return report
 
 
+def _locked_live(cat: Catalog, s: Session, store: ObjectStore, live: set[str], seen: set[str],
+                 report: GcReport) -> None:
+    """Take the gc lock exclusively in ``s`` and add to ``live`` what versions committed since
+    the scan (roots not in ``seen``) and every report refer to."""
+    gclock.hold_exclusive(s)
+    where = cat.settings.catalog_url
+    for root in gclock.version_roots(s, store.url, where) - seen:
+        _add_manifest(store, root, live, report.damaged)
+        seen.add(root)
+    for _id, body, digest in gclock.report_rows(s, store.url, where):
+        live.update(report_digests(body, digest))
+
+
 def _delete_batch(cat: Catalog, store: ObjectStore, batch: list[StoredObject], live: set[str],
                   seen: set[str], report: GcReport) -> None:
     """Delete ``batch`` under the exclusive gc lock, sparing what became referenced since."""
     with cat.session() as s:
-        gclock.hold_exclusive(s)
-        where = cat.settings.catalog_url
-        for root in gclock.version_roots(s, store.url, where) - seen:
-            _add_manifest(store, root, live, report.damaged)
-            seen.add(root)
-        for _id, body, digest in gclock.report_rows(s, store.url, where):
-            live.update(report_digests(body, digest))
+        _locked_live(cat, s, store, live, seen, report)
         gclock.bump_epoch(s, store.url)
         _failpoints.reached("gc.locked")
         for obj in batch:
@@ -255,13 +264,7 @@ def _gc_packs(cat: Catalog, store: ObjectStore, live: set[str], seen: set[str],
         if keep and not _repack(store, pack, keep, report):
             continue
         with cat.session() as s:
-            gclock.hold_exclusive(s)
-            where = cat.settings.catalog_url
-            for root in gclock.version_roots(s, store.url, where) - seen:
-                _add_manifest(store, root, live, report.damaged)
-                seen.add(root)
-            for _id, body, digest in gclock.report_rows(s, store.url, where):
-                live.update(report_digests(body, digest))
+            _locked_live(cat, s, store, live, seen, report)
             if dropped & live:  # referenced by a version committed since the scan: keep it
                 report.kept_referenced += len(dropped & live)
                 continue

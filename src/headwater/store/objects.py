@@ -62,7 +62,6 @@ from headwater.store.packs import (
     coalesce,
     iter_pack_files,
     pack_relpath,
-    write_local_atomic,
 )
 from headwater.store.statcache import NullStatCache, StatCache
 
@@ -559,9 +558,11 @@ class ObjectStore:
     def write_aux(self, rel: str, data: bytes) -> None:
         """Write the store file ``rel`` whole: an atomic rename locally, one PUT remotely
         (all-or-nothing on S3 and GCS)."""
-        if self.local:
+        if self.local:  # content-addressed: an existing file already holds these bytes
             self._ensure_root()
-            write_local_atomic(f"{self.root}/{rel}", data, f"{self.root}/tmp")
+            directory, name = os.path.split(f"{self.root}/{rel}")
+            os.makedirs(directory, exist_ok=True)
+            write_new_file(directory, name, data, tmp_dir=f"{self.root}/tmp")
         else:
             self.fs.pipe_file(f"{self.root}/{rel}", data)
             self.fs.invalidate_cache(f"{self.root}/{rel}")

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import struct
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -288,20 +286,6 @@ class PackWriter:
             self.close()
         else:
             self.abort()
-
-
-def write_local_atomic(path: str, data: bytes, tmp_dir: str) -> None:
-    """Write ``data`` to the local ``path`` so that it appears complete or not at all."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    os.makedirs(tmp_dir, exist_ok=True)
-    tmp = os.path.join(tmp_dir, f"hw-{uuid.uuid4().hex[:12]}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def iter_pack_files(names: Iterable[str]) -> Iterator[tuple[str, str]]:
