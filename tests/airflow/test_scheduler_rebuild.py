@@ -90,6 +90,16 @@ def test_rebuild_through_the_api_server(airflow_cluster: AirflowCluster) -> None
     first = cluster.trigger(DAG, conf=CONF)
     assert cluster.wait(DAG, first) == "success", cluster.task_states(DAG, first)
     wait_for_report(cluster, 1)
+    # inside Airflow, the provider's hook gives the same client from an Airflow connection
+    conn = json.dumps({"conn_type": "http", "host": "127.0.0.1",
+                       "port": int(cluster.api_url.rsplit(":", 1)[1]),
+                       "login": cluster.username, "password": cluster.password})
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from headwater_airflow.hooks.headwater import "
+         "HeadwaterHook; print(HeadwaterHook().airflow_api().dag_run(*sys.argv[1:])['state'])",
+         DAG, first], env={**cluster.env, "AIRFLOW_CONN_HEADWATER_AIRFLOW_API": conn},
+        capture_output=True, text=True, timeout=300)
+    assert probe.stdout.strip() == "success", probe.stderr[-3000:]
     cat = Catalog.open(cluster.catalog_url, store_url=cluster.store_url, lineage=NullLineage())
     before = versions(cat)
     assert before == {f"{NS}/{n}": 1 for n in [*DERIVED, "sms_spam_corpus", "users_raw"]}

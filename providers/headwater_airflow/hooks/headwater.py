@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from headwater import Catalog, Settings
+from headwater.errors import InvalidArgument
+from headwater.rebuild.airflow_api import AirflowApi
 from headwater_airflow.version_compat import AirflowNotFoundException, BaseHook
 
 
@@ -69,6 +71,25 @@ class HeadwaterHook(BaseHook):
             options = json.loads(options) if options.strip() else None
         return Settings.resolve(catalog_url=catalog_url, store_url=extra.get("store_url") or None,
                                 store_options=options)
+
+    def airflow_api(self, airflow_conn_id: str = "headwater_airflow_api") -> AirflowApi:
+        """Airflow's api-server for a rebuild run from inside Airflow (docs/rebuild.md): the
+        connection ``airflow_conn_id`` (host, port, schema ``http``/``https``, login, password),
+        else ``HEADWATER_AIRFLOW_URL`` / ``_USER`` / ``_PASSWORD``. Raises ``InvalidArgument``
+        when neither names one."""
+        try:
+            conn = self.get_connection(airflow_conn_id)
+        except AirflowNotFoundException:
+            s = self.settings()
+            if not s.airflow_api_url:
+                raise InvalidArgument(
+                    f"no Airflow API: add the connection {airflow_conn_id!r} (host, port, login, "
+                    "password) or set HEADWATER_AIRFLOW_URL") from None
+            return AirflowApi(s.airflow_api_url, username=s.airflow_user,
+                              password=s.airflow_password)
+        scheme = conn.schema if conn.schema in ("http", "https") else "http"
+        netloc = f"{conn.host}:{conn.port}" if conn.port else str(conn.host)
+        return AirflowApi(f"{scheme}://{netloc}", username=conn.login, password=conn.password)
 
     def get_conn(self) -> Catalog:
         """The catalog (opened once per hook)."""
