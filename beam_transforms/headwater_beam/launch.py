@@ -10,10 +10,11 @@ dict, under ``"launch"``::
      "runner": "FnApiRunner", "pins": {...}, "redacted": ["--opt", ...]}
 
 ``argv`` is what the entry point was given, minus per-run options (the pipeline run id, the
-parent run ids, the pins: a relaunch gets new ones), minus secrets (an option whose name says
-password/secret/token/credential/key, a URL with a password, store options with secret keys;
-their names go to ``redacted``), plus the effective Headwater settings (catalog and store URL,
-namespace, lineage mode), so a relaunch from another shell reaches the same catalog.
+parent and root run, the pins: a relaunch is a new run, not a child of the original's
+launcher), minus secrets (an option whose name says password/secret/token/credential/key, a
+URL with a password, store options with secret keys; their names go to ``redacted``), plus
+the effective Headwater settings (catalog and store URL, namespace, lineage mode), so a
+relaunch from another shell reaches the same catalog.
 
 The entry point is what ``HeadwaterPipeline(entry_point=..., argv=...)`` names; by default the
 ``__main__`` module (``python -m pkg.mod``) or script (``python path.py``) and ``sys.argv[1:]``.
@@ -40,9 +41,12 @@ from headwater_beam.options import HeadwaterOptions
 __all__ = ["PER_RUN_OPTIONS", "SETTINGS_OPTIONS", "beam_engine", "launch_record", "recorded_launch",
            "strip_options"]
 
-#: Options a relaunch must not repeat: it is a new run, with its own ids and pins.
-PER_RUN_OPTIONS = ("--headwater_pipeline_run_id", "--headwater_parent_run_id",
-                   "--headwater_root_run_id", "--headwater_pins", "--headwater_launch")
+#: Options a relaunch must not repeat: it is a new run, with its own ids and pins, and not a
+#: child of the run that launched the original (an Airflow task, say).
+PER_RUN_OPTIONS = ("--headwater_pipeline_run_id", "--headwater_parent_namespace",
+                   "--headwater_parent_job", "--headwater_parent_run_id",
+                   "--headwater_root_namespace", "--headwater_root_job", "--headwater_root_run_id",
+                   "--headwater_pins", "--headwater_launch")
 #: Options rebuilt from the effective settings (so the record names the catalog really used).
 SETTINGS_OPTIONS = ("--headwater_catalog_url", "--headwater_store_url",
                     "--headwater_store_options", "--headwater_namespace", "--headwater_lineage")

@@ -46,13 +46,14 @@ def test_launch_record_drops_per_run_options_and_secrets_and_names_the_settings(
                         store_url=str(tmp_path / "store"), pins={"spam/corpus": "spam/corpus@1"})
     argv = ["--input-ref", "raw_users@latest", "--runner=FnApiRunner", "--api_token", "abc",
             "--headwater_pins={\"a/b\": \"a/b@1\"}", "--headwater_parent_run_id", "x",
+            "--headwater_parent_job=dag.task", "--headwater_root_job", "dag",
             "--headwater_catalog_url=sqlite:///old.db"]
     rec = launch_record(PipelineOptions(argv), settings, entry_point="my.pipeline", argv=argv)
     assert rec["module"] == "my.pipeline" and rec["script"] is None
     assert rec["runner"] == "FnApiRunner" and rec["pins"] == {"spam/corpus": "spam/corpus@1"}
     assert rec["argv"][:3] == ["--input-ref", "raw_users@latest", "--runner=FnApiRunner"]
     joined = " ".join(rec["argv"])
-    for gone in ("abc", "s3cret", "headwater_parent_run_id", "a/b@1", "old.db"):
+    for gone in ("abc", "s3cret", "headwater_parent", "headwater_root", "a/b@1", "old.db"):
         assert gone not in joined
     assert f"--headwater_store_url={tmp_path / 'store'}" in rec["argv"]
     assert rec["redacted"] == ["--api_token", "--headwater_catalog_url"]
