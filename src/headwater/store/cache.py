@@ -166,14 +166,15 @@ class ReadCache:
     # -- writing --------------------------------------------------------------------------------
     def put(self, digest: str, data: bytes | memoryview) -> None:
         """Keep ``data`` (the caller verified it hashes to ``digest``). Never raises."""
+        from headwater.store.objects import write_new_file
+
         try:
-            path = self.path_of(digest)
-            if os.path.exists(path):
-                return
-            tmp = self.tmp_path()
-            with open(tmp, "wb") as f:
-                f.write(data)
-            self.adopt(tmp, digest)
+            directory, name = os.path.split(self.path_of(digest))
+            self._dir(directory)
+            # an anonymous inode linked into place (one directory operation; never half
+            # written); False: another process cached it first
+            if write_new_file(directory, name, data, tmp_dir=directory):
+                self._grew(len(data))
         except OSError:
             return
 
