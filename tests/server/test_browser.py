@@ -335,7 +335,7 @@ def test_every_page_without_console_errors(served: str, browser: Any) -> None:
         w = Watched(browser, width)
         for name, path in pages.items():
             w.page.goto(served + path)
-            w.page.locator("main#app > *:not(p.muted)").first.wait_for()
+            w.page.locator("main#app > .page > *:not(p.muted)").first.wait_for()
             w.page.wait_for_load_state("networkidle")
             w.page.screenshot(path=str(OUT / f"page-{name}-{width}.png"), full_page=True)
             _no_horizontal_overflow(w.page)

@@ -4,7 +4,11 @@
 
 const READ_ONLY = document.querySelector('meta[name="hw-read-only"]').content === "true";
 const BASE = new URL(document.baseURI);  // the <base> the server wrote (works under a mount prefix)
-const app = document.getElementById("app");
+const mainBox = document.getElementById("app");
+/* Each navigation renders into a fresh element: a page still loading when the user moves on
+ * writes into its own detached element, never over the next page. Pages take it with pageRoot(). */
+let currentRoot = mainBox;
+const pageRoot = () => currentRoot;
 
 class ApiError extends Error {
   constructor(status, detail) { super(detail); this.status = status; }
@@ -201,6 +205,7 @@ function sortableTable(columns, rows) {
 
 /* -- pages ---------------------------------------------------------------------------------- */
 async function datasetsPage(params) {
+  const app = pageRoot();
   const q = params.get("q") || "";
   const input = h("input", { type: "search", placeholder: "Search datasets (name or ns/name)", value: q, "aria-label": "search datasets", id: "dataset-search" });
   const results = h("div", {}, h("p", { class: "muted" }, "Loading…"));
@@ -234,6 +239,7 @@ async function datasetsPage(params) {
 }
 
 async function datasetPage(ns, name) {
+  const app = pageRoot();
   const [ds, vs, st] = await Promise.all([api(`datasets/${enc(ns)}/${enc(name)}`),
                                           api(`datasets/${enc(ns)}/${enc(name)}/versions?limit=1000`), statusOf([ns])]);
   const statusAt = (n) => st.get(`${ns}/${name}@${n}`);
@@ -311,6 +317,7 @@ const VERSION_TABS = [["overview", "overview"], ["files", "files"], ["rows", "sc
 const TAB_ALIASES = { "schema & rows": "rows", schema: "rows", "schema-rows": "rows" };
 
 async function versionPage(ns, name, sel, params) {
+  const app = pageRoot();
   const ref = `${ns}/${name}@${sel}`;
   const v = await api(vpath(ref));
   const exact = v.ref;
@@ -567,6 +574,7 @@ function statusPill(s) {
 }
 
 async function lineagePage(ns, name, sel, params) {
+  const app = pageRoot();
   const ref = `${ns}/${name}@${sel}`;
   const root = await api(vpath(ref));
   const exact = root.ref;
@@ -690,6 +698,7 @@ async function lineagePage(ns, name, sel, params) {
 }
 
 async function runsPage() {
+  const app = pageRoot();
   const data = await api("runs?limit=200");
   app.replaceChildren(h("h1", {}, "Runs"), h("p", { class: "muted" }, `${data.total} runs (newest 200)`),
     table(["run", "job", "state", "engine", "started", "duration", "inputs", "outputs"], data.runs.map((r) =>
@@ -700,6 +709,7 @@ async function runsPage() {
 }
 
 async function runPage(id) {
+  const app = pageRoot();
   const r = await api(`runs/${enc(id)}`);
   const eng = r.engine || {};
   const versionsTable = (items, output) => items.length ? table(["version", "digest", "rows", "size", output ? "new" : ""], items.map((v) =>
@@ -738,6 +748,8 @@ async function route() {
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query || "");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const app = currentRoot = h("div", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
+  mainBox.replaceChildren(app);
   try {
     if (!parts.length) await datasetsPage(params);
     else if (parts[0] === "d" && parts.length === 3) await datasetPage(parts[1], parts[2]);

@@ -109,18 +109,50 @@ const HWGraph = (() => {
   }
 
   /** Nodes visible from the root when ``collapsed`` nodes are not walked through. */
-  function visibleFrom(root, nodeIds, edges, collapsed) {
+  function adjacency(nodeIds, edges) {
     const adj = new Map([...nodeIds].map((i) => [i, []]));
     for (const e of edges) {
       if (adj.has(e.from) && adj.has(e.to)) { adj.get(e.from).push(e.to); adj.get(e.to).push(e.from); }
     }
+    return adj;
+  }
+
+  function visibleFrom(root, nodeIds, edges, collapsed) {
+    const adj = adjacency(nodeIds, edges);
     const seen = new Set([root]), queue = [root];
-    while (queue.length) {
-      const n = queue.shift();
+    for (let head = 0; head < queue.length; head++) {
+      const n = queue[head];
       if (collapsed.has(n) && n !== root) continue;
       for (const m of adj.get(n) || []) if (!seen.has(m)) { seen.add(m); queue.push(m); }
     }
     return seen;
+  }
+
+  /** Nodes whose collapse would hide something: the articulation points between the root and
+   *  the rest (Tarjan's lowpoints on a depth-first walk from the root, iterative: O(nodes+edges)). */
+  function cutNodes(root, nodeIds, edges, collapsed) {
+    const adj = adjacency(nodeIds, edges);
+    const disc = new Map(), low = new Map(), out = new Set();
+    let time = 0;
+    disc.set(root, time); low.set(root, time++);
+    const stack = [[root, null, 0]];
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const [u, parent] = top;
+      const nbrs = collapsed.has(u) && u !== root ? [] : adj.get(u) || [];
+      if (top[2] < nbrs.length) {
+        const v = nbrs[top[2]++];
+        if (!disc.has(v)) { disc.set(v, time); low.set(v, time++); stack.push([v, u, 0]); }
+        else if (v !== parent) low.set(u, Math.min(low.get(u), disc.get(v)));
+      } else {
+        stack.pop();
+        if (parent !== null) {
+          low.set(parent, Math.min(low.get(parent), low.get(u)));
+          if (parent !== root && low.get(u) >= disc.get(parent)) out.add(parent);
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -224,7 +256,11 @@ const HWGraph = (() => {
       // orientation: whichever shows the graph larger in this box (a long chain reads top-down)
       let lay;
       const want = opts.rankdir || "auto";
-      if (want === "auto") {
+      const { w: bw, h: bh } = box();
+      const key = [want, bw, bh, nodes.map((n) => `${n.id}:${sizes.get(n.id).width}x${sizes.get(n.id).height}`).join(","),
+                   edges.map((e) => `${e.from}>${e.to}>${e.kind}`).join(",")].join("|");
+      if (st.cache && st.cache.key === key) { lay = st.cache.lay; }  // a click or a colour change: same layout
+      else if (want === "auto") {
         const { w, h } = box();
         const hBudget = Math.max(h, 560);
         const lr = layout(nodes, edges, sizes, "LR"), tb = layout(nodes, edges, sizes, "TB");
@@ -232,6 +268,7 @@ const HWGraph = (() => {
         lay = scale(tb) > scale(lr) * 1.05 ? tb : lr;
         st.rankdir = lay === tb ? "TB" : "LR";
       } else { lay = layout(nodes, edges, sizes, want); st.rankdir = want; }
+      st.cache = { key, lay };
       st.width = lay.width; st.height = lay.height;
       st.pos = new Map(nodes.map((n) => [n.id, lay.g.node(n.id)]));
       svg.dataset.rankdir = st.rankdir;
@@ -306,14 +343,8 @@ const HWGraph = (() => {
     /** Ids whose collapse would hide something (every non-root node with nodes only behind it). */
     function collapsible(graph, collapsed) {
       const ids = new Set(graph.nodes.map((n) => n.id));
-      const base = visibleFrom(graph.root, ids, graph.edges, collapsed);
-      const out = new Set();
-      for (const n of graph.nodes) {
-        if (n.id === graph.root || n.type !== "version" || !base.has(n.id) || collapsed.has(n.id)) continue;
-        const shown = visibleFrom(graph.root, ids, graph.edges, new Set([...collapsed, n.id]));
-        if (shown.size < base.size) out.add(n.id);
-      }
-      return out;
+      const cuts = cutNodes(graph.root, ids, graph.edges, collapsed);
+      return new Set(graph.nodes.filter((n) => n.type === "version" && cuts.has(n.id) && !collapsed.has(n.id)).map((n) => n.id));
     }
 
     return { render, centerOn: (id) => centerOn(id, Math.max(st.k, MIN_READABLE)), home, fit: fitAll,
