@@ -359,8 +359,14 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
                 session_patterns[(k, pat)] = cnt
     model = fit_model(roles, session_patterns, training_sessions([r.roles for r in cfg.rules]),
                       patterns, rlevels, n, max_iterations=cfg.em_iterations, tf=cfg.tf)
-    tf_w = [np.array([model.exact_weight(j, int(c)) for c in counts[r].tolist()])
-            if n else np.empty(0) for j, r in enumerate(roles)]
+    tf_w = []
+    for j, r in enumerate(roles):  # one exact_weight call per distinct count
+        if not n:
+            tf_w.append(np.empty(0))
+            continue
+        distinct, inverse = np.unique(counts[r], return_inverse=True)
+        tf_w.append(np.array([model.exact_weight(j, int(x)) for x in distinct.tolist()],
+                             dtype=np.float64)[inverse.reshape(-1)])
     scores = _scores(model, g, a, tf_w)
     veto = _veto(g, roles)
     matched = (scores >= cfg.threshold) & ~veto
@@ -382,9 +388,9 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
         ia, ib = [], []
         for c in big:
             cc = np.array(c, dtype=np.int64)
-            i, j = np.triu_indices(len(c), 1)
-            ia.append(cc[i])
-            ib.append(cc[j])
+            ti, tj = np.triu_indices(len(c), 1)
+            ia.append(cc[ti])
+            ib.append(cc[tj])
         aa, bb = np.concatenate(ia), np.concatenate(ib)
         cg = _gammas(norm, roles, aa, bb, role_codes)
         cs = _scores(model, cg, aa, tf_w)
