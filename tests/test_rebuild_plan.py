@@ -96,6 +96,10 @@ def test_a_rebuilt_output_identical_to_the_old_one_counts_as_rebuilt(story: Cata
     step(story, "despam", ["t/users@1", "t/model@2"], "t/clean", 1, run_id="rebuild__1")
     assert story.get("t/clean").number == 1
     assert plan_rebuild(story, "t/corpus@1", with_ref="t/corpus@2").empty
+    # and status agrees: the version's derivation is the latest completed run that output it
+    story.retract("t/corpus@1", reason="mislabelled")
+    assert [s.status for s in story.status("t/clean@1")] == ["fresh"]
+    assert [s.status for s in story.status("t/model@1")] == ["stale"]
 
 
 def test_a_state_read_does_not_carry_the_bad_lineage(story: Catalog) -> None:

@@ -8,7 +8,9 @@ Why here: retraction entries and the staleness walk are queries over the lineage
 * Staleness is computed by ONE recursive query: the seeds are the versions retracted now and the
   versions with a cause of their own (an input reference that now resolves elsewhere, or a newer
   run of the producing job with other code or parameters); the recursion follows
-  ``version -> run that read it -> version that run created`` downstream. No per-node round trips.
+  ``version -> run that read it -> version that run derived`` downstream. No per-node round trips.
+  A version's derivation is the latest completed run that output it: a rerun with other inputs
+  whose output was identical (deduplicated) derives it anew, as a rebuild does.
   State inputs (a step's own previous output) neither move nor propagate: the step supersedes them.
 
 docs/retract-status.md describes the causes.
@@ -160,32 +162,45 @@ _SEEDS = """
      AND vr.id = (SELECT max(v2.id) FROM version_retractions v2
                    WHERE v2.version_id = vr.version_id)
   UNION ALL
-  SELECT v.id, 'alias_moved', ri.version_id, ri.selector
-    FROM versions v
-    JOIN run_inputs ri ON ri.run_id = v.run_id
+  SELECT p.vid, 'alias_moved', ri.version_id, ri.selector
+    FROM producer p
+    JOIN run_inputs ri ON ri.run_id = p.rid
     JOIN versions iv ON iv.id = ri.version_id
     JOIN aliases a ON a.dataset_id = iv.dataset_id AND a.name = ri.selector
    WHERE (ri.is_state IS NULL OR ri.is_state = :false) AND a.version_id <> iv.id
   UNION ALL
-  SELECT v.id, 'newer_input', ri.version_id, ri.selector
-    FROM versions v
-    JOIN run_inputs ri ON ri.run_id = v.run_id
+  SELECT p.vid, 'newer_input', ri.version_id, ri.selector
+    FROM producer p
+    JOIN run_inputs ri ON ri.run_id = p.rid
     JOIN versions iv ON iv.id = ri.version_id
    WHERE ri.selector = 'latest' AND (ri.is_state IS NULL OR ri.is_state = :false)
      AND EXISTS (SELECT 1 FROM versions nv WHERE nv.dataset_id = iv.dataset_id
                     AND nv.state = 'committed' AND nv.number > iv.number)
   UNION ALL
-  SELECT v.id, CASE WHEN COALESCE(r.code_fingerprint, '') <> COALESCE(n.code_fingerprint, '')
+  SELECT p.vid, CASE WHEN COALESCE(r.code_fingerprint, '') <> COALESCE(n.code_fingerprint, '')
                     THEN 'code_changed' ELSE 'params_changed' END,
          NULL, n.id
-    FROM versions v
-    JOIN runs r ON r.id = v.run_id
+    FROM producer p
+    JOIN runs r ON r.id = p.rid
     JOIN runs n ON n.id = (SELECT r2.id FROM runs r2
                             WHERE r2.job_id = r.job_id AND r2.state = 'COMPLETED'
                             ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1)
    WHERE n.id <> r.id
      AND (COALESCE(r.code_fingerprint, '') <> COALESCE(n.code_fingerprint, '')
           OR {params_differ})
+"""
+
+#: Each version's derivation: the latest completed run that output it (``run_outputs``; run ids
+#: are UUIDv7, so the greatest is the latest: a rerun whose output was identical to the version,
+#: deduplicated, derives it again, e.g. the rebuild of a step whose result did not change,
+#: docs/rebuild.md), else the run that created it. One hash aggregate, no per-version lookup.
+_PRODUCER = """
+  SELECT v.id, COALESCE(o.rid, v.run_id)
+    FROM versions v
+    LEFT JOIN (SELECT ro.version_id AS vid, max(ro.run_id) AS rid
+                 FROM run_outputs ro JOIN runs r ON r.id = ro.run_id
+                WHERE r.state = 'COMPLETED' GROUP BY ro.version_id) o ON o.vid = v.id
+   WHERE COALESCE(o.rid, v.run_id) IS NOT NULL
 """
 
 #: Downstream closure of the seeds: (vid, root, via). ``root`` is the retracted version a row
@@ -195,11 +210,12 @@ _SEEDS = """
 #: non-recursive CTE so the recursive step has one recursive reference (PostgreSQL's rule) and
 #: a plain hash join (a LATERAL per frontier row was 5x slower in bench/status.py).
 _STATUS = """
-WITH RECURSIVE seeds(vid, cause, input_vid, detail) AS ({seeds}),
+WITH RECURSIVE producer(vid, rid) AS MATERIALIZED ({producer}),
+seeds(vid, cause, input_vid, detail) AS ({seeds}),
 edges(src, dst) AS MATERIALIZED (
-  SELECT ri.version_id, v.id
-    FROM run_inputs ri JOIN versions v ON v.run_id = ri.run_id
-   WHERE (ri.is_state IS NULL OR ri.is_state = :false) AND v.id <> ri.version_id
+  SELECT ri.version_id, p.vid
+    FROM run_inputs ri JOIN producer p ON p.rid = ri.run_id
+   WHERE (ri.is_state IS NULL OR ri.is_state = :false) AND p.vid <> ri.version_id
   UNION ALL
   SELECT vp.parent_id, vp.child_id FROM version_parents vp
 ),
@@ -242,7 +258,8 @@ def _params_differ(session: Session) -> str:
 
 def _causes(session: Session) -> dict[int, list[tuple[str, int | None, str | None]]]:
     """vid -> [(cause, version id, detail)] for every non-fresh version (one statement)."""
-    sql = _STATUS.format(seeds=_SEEDS.format(params_differ=_params_differ(session)))
+    sql = _STATUS.format(producer=_PRODUCER,
+                         seeds=_SEEDS.format(params_differ=_params_differ(session)))
     if session.get_bind().dialect.name == "postgresql":
         # The recursive CTE's row estimate is huge (millions), which triggers PostgreSQL's JIT:
         # compiling it took 1.2 s of a 1.4 s query over 10,000 datasets (bench/status.py,

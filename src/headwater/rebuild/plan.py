@@ -151,9 +151,8 @@ def _engine_key(run: Mapping[str, Any]) -> tuple[str, str, str]:
     name = str(engine.get("name") or "").lower()
     if name == "airflow" and engine.get("dag_id"):
         return ("airflow", str(engine["dag_id"]), str(engine.get("run_id") or ""))
-    if name == "beam":
-        return ("beam", str(engine.get("job_name") or run["job"]),
-                str(engine.get("pipeline_run_id") or run["run_id"]))
+    if name == "beam":  # the pipeline run and its write runs (and model training) share it
+        return ("beam", str(engine.get("pipeline_run_id") or run["run_id"]), "")
     return ("", str(run["job"]), "")
 
 
@@ -249,7 +248,7 @@ def plan_rebuild(catalog: Catalog, ref: str, *, with_ref: str | None = None,
             engine = run.get("engine") or {}
             entry = entries.get(key)
             if entry is None:
-                entry = entries[key] = _new_entry(key, engine, plan.pins)
+                entry = entries[key] = _new_entry(key, engine, plan.pins, job=run["job"])
                 entry.order = depth.get(run_node_id, 0)
             entry.order = min(entry.order, depth.get(run_node_id, 0))
             task = engine.get("task_id")
@@ -266,7 +265,7 @@ def plan_rebuild(catalog: Catalog, ref: str, *, with_ref: str | None = None,
 
 
 def _new_entry(key: tuple[str, str, str], engine: Mapping[str, Any],
-               pins: Mapping[str, str]) -> PlanEntry:
+               pins: Mapping[str, str], *, job: str) -> PlanEntry:
     kind, name, run_id = key
     if kind == "airflow":
         conf = engine.get("conf")
@@ -275,6 +274,7 @@ def _new_entry(key: tuple[str, str, str], engine: Mapping[str, Any],
                          conf=dict(conf) if isinstance(conf, Mapping) else None)
     if kind == "beam":
         launch = engine.get("launch")
-        return PlanEntry(engine="beam", job_name=name, pipeline_run_id=run_id, pins=dict(pins),
+        return PlanEntry(engine="beam", job_name=str(engine.get("job_name") or job),
+                         pipeline_run_id=name, pins=dict(pins),
                          launch=dict(launch) if isinstance(launch, Mapping) else None)
     return PlanEntry(engine="headwater", pins=dict(pins))
