@@ -423,6 +423,23 @@ def test_charts_autoscale_one_size_unit_labels_inside(served: str, browser: Any)
     w.finish("5-dataset-users_split.png")
 
 
+def test_dataset_search_versions_and_reports(served: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    w = Watched(browser, 1400)
+    page = w.page
+    page.goto(served)
+    page.locator("#dataset-search").fill("split")
+    page.locator('[data-dataset="reference/users_split"]').wait_for()
+    expect(page.locator("tr[data-dataset]")).to_have_count(1)
+    page.locator('[data-dataset="reference/users_split"] a').first.click()
+    page.locator('tr[data-version="1"]').wait_for()
+    page.locator('tr[data-version="1"] a').first.click()
+    page.get_by_role("tab", name="reports").click()
+    page.locator('[data-report="class_balance_train"] svg').wait_for()
+    w.finish("6-version-reports.png")
+
+
 def test_retract_from_the_ui_flags_status_everywhere(served: str, browser: Any) -> None:
     w = Watched(browser, 1400)
     page = w.page
