@@ -21,6 +21,7 @@ demo: setup
 
 test: setup
 	scripts/ensure-postgres
+	scripts/ensure-redis
 	scripts/ensure-system-deps
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 

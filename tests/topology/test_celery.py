@@ -74,6 +74,9 @@ def _flush_redis_db(url: str) -> None:
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis at {url} is not reachable ({exc}); `scripts/ensure-redis` starts a "
+                    f"local one (make test runs it)")
     finally:
         client.close()
 
