@@ -66,7 +66,7 @@ class IdMergeParams(StepParams):
     threshold: float = 10.0
     max_block_size: int = 50
     window: int = 8
-    random_pairs: int = 200_000
+    random_pairs: int = 100_000
     em_iterations: int = 40
     placeholder_people: int = 5
     cannot_link_below: float = -4.0

@@ -159,11 +159,11 @@ def vetoed(pattern: Sequence[int], roles: Sequence[str]) -> bool:
 
 
 def random_bucket_count(n: int, target_pairs: int) -> int:
-    """Buckets for ``n`` records so that all pairs within buckets are about ``target_pairs``."""
+    """Buckets for ``n`` records so that all pairs within buckets are about ``target_pairs``
+    (``n (n - 1) / 2`` pairs spread over the buckets; one bucket = every pair)."""
     if n < 2:
         return 1
-    size = max(2.0, min(float(n), 2.0 * target_pairs / n + 1.0))
-    return max(1, math.ceil(n / size))
+    return max(1, math.ceil(n * (n - 1) / (2 * target_pairs)))
 
 
 @dataclass(frozen=True)
