@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -41,16 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
+
+from headwater.rebuild.airflow_api import AirflowApi, AirflowApiError
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PG_URL = os.environ.get("HEADWATER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HEADWATER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EXECUTORS = ("LocalExecutor", "CeleryExecutor")
-TERMINAL = {"success", "failed"}
 
 
 def free_port() -> int:
@@ -80,59 +81,53 @@ class AirflowCluster:
     catalog_url: str
     store_url: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _token: str | None = None
+    _client: AirflowApi | None = None
+
+    @property
+    def client(self) -> AirflowApi:
+        """Headwater's own ``/api/v2`` client (what ``headwater rebuild`` uses), logged in."""
+        if self._client is None:
+            self._client = AirflowApi(self.api_url, username=self.username,
+                                      password=self.password, timeout=60)
+        return self._client
 
     # -- REST API (/api/v2) ---------------------------------------------------------------------
     def token(self) -> str:
-        if self._token is None:
-            r = httpx.post(f"{self.api_url}/auth/token", timeout=30,
-                           json={"username": self.username, "password": self.password})
-            r.raise_for_status()
-            self._token = str(r.json()["access_token"])
-        return self._token
+        return self.client._bearer()
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        r = httpx.request(method, f"{self.api_url}/api/v2{path}", timeout=60,
-                          headers={"Authorization": f"Bearer {self.token()}"}, **kwargs)
-        if r.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {r.status_code} {r.text[:2000]}")
-        return r.json() if r.content else None
+    def api(self, method: str, path: str, json: Any = None) -> Any:
+        return self.client.request(method, path, json)
 
     def trigger(self, dag_id: str, *, conf: Mapping[str, Any] | None = None,
                 run_id: str | None = None) -> str:
-        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
-        if run_id:
-            body["dag_run_id"] = run_id
-        return str(self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+        return str(self.client.trigger(dag_id, conf=dict(conf or {}), run_id=run_id)
+                   ["dag_run_id"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+        return self.client.dag_run(dag_id, run_id)
 
     def wait(self, dag_id: str, run_id: str, *, timeout: float = 300) -> str:
-        """Poll the DAG run until it ends; its final state (``success`` or ``failed``)."""
+        """Poll the DAG run until it ends; its final state (``success`` or ``failed``). Fails
+        with the processes' log tails when it outlives ``timeout`` or a process died."""
         deadline = time.monotonic() + timeout
         while True:
-            state = str(self.dag_run(dag_id, run_id)["state"])
-            if state in TERMINAL:
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"DAG run {dag_id}/{run_id} still {state} after "
-                                     f"{timeout:.0f} s; logs: {self.home / 'logs'}\n"
-                                     + self.tail())
-            self.check_alive()
-            time.sleep(1)
+            try:
+                return self.client.wait(dag_id, run_id, timeout=5, poll=1)
+            except AirflowApiError as exc:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{exc}; logs: {self.home / 'logs'}\n"
+                                         + self.tail()) from None
+                self.check_alive()
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti["state"] for ti in body["task_instances"]}
+        return self.client.task_states(dag_id, run_id)
 
     def wait_for_dag(self, dag_id: str, *, timeout: float = 120) -> None:
         """Until the dag-processor has serialised ``dag_id`` (the api-server knows it)."""
         deadline = time.monotonic() + timeout
         while True:
-            r = httpx.get(f"{self.api_url}/api/v2/dags/{dag_id}", timeout=30,
-                          headers={"Authorization": f"Bearer {self.token()}"})
-            if r.status_code == 200:
+            with suppress(AirflowApiError):  # 404 until the dag-processor has parsed it
+                self.api("GET", f"/dags/{dag_id}")
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"DAG {dag_id} not parsed after {timeout:.0f} s\n"
@@ -190,8 +185,8 @@ class AirflowCluster:
 def _wait_http(url: str, cluster: AirflowCluster, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        with suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=5).status_code == 200:
+        with suppress(OSError), urllib.request.urlopen(url, timeout=5) as resp:
+            if resp.status == 200:
                 return
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} not up after {timeout:.0f} s\n" + cluster.tail())

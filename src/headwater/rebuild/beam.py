@@ -30,8 +30,9 @@ def rerun_command(entry: PlanEntry) -> str | None:
     mod = _adapter()
     if mod is None or not entry.launch:
         return None
-    relaunch = mod.rerun(entry.launch, entry.pins, dry_run=True)
-    return str(relaunch.shell)
+    # the command only (no probing of the runner: impact and the server print it too)
+    command, cwd, _problems = mod.relaunch_command(entry.launch, entry.pins)
+    return str(mod.BeamRelaunch(command=command, cwd=cwd, launched=False).shell)
 
 
 def rerun(entry: PlanEntry) -> tuple[str | None, str | None]:
