@@ -39,6 +39,8 @@ def test_demo_story_and_its_printed_commands(tmp_path: Path) -> None:
     assert "input reference/sms_spam_corpus@1 is retracted" in out  # stale before
     assert "committed reference/spam_model@2" in out and "reused reference/users_raw@1" in out
     assert out.count("nothing to rebuild") == 1  # the second rebuild
+    after = out.split("=== 7.")[1].split("=== 8.")[0]
+    assert " stale " not in after and " fresh " in after  # status after the rebuild
     # pasted again in a fresh shell from the repository root, each read-only one works
     pasted = [c for c in commands if any(w in c for w in READ_ONLY)]
     assert len(pasted) >= 6
