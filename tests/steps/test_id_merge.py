@@ -272,3 +272,21 @@ def test_bad_records_and_params() -> None:
         IdMergeParams(window=500)
     with pytest.raises(InvalidStepParameter, match="'columns'"):
         IdMergeStep(IdMergeParams(roles={"nope": "email"})).run_table(t)
+
+
+def test_array_shortcut_for_one_edit_roles_equals_compare() -> None:
+    import numpy as np
+
+    from headwater.steps.linkage.normalize import NORMALISERS
+    from headwater.steps.linkage.table import _one_edit_levels
+
+    t = generate_people(2000, seed=1)
+    rng = np.random.default_rng(0)
+    for role in ("email", "phone"):
+        base = sorted({NORMALISERS[role](v) for v in t[role].to_pylist()})
+        vals = [*base, *(v[:-1] for v in base if v),
+                *(v[:3] + v[4] + v[3] + v[5:] for v in base if len(v) > 5)]
+        lo, hi = rng.integers(0, len(vals), 50_000), rng.integers(0, len(vals), 50_000)
+        got = _one_edit_levels(role, vals, lo, hi).tolist()
+        assert got == [compare(role, vals[x], vals[y]) for x, y in zip(lo, hi, strict=True)]
+        assert {0, 1, 2, -1} <= set(got)

@@ -20,7 +20,7 @@ import jellyfish
 import numpy as np
 import pandas as pd
 
-from headwater.steps.linkage.blocking import BlockingRule, sort_key, transform
+from headwater.steps.linkage.blocking import BlockingRule, email_key, sort_key, transform
 from headwater.steps.linkage.clustering import UnionFind, consistent_clusters
 from headwater.steps.linkage.model import (
     COMPARISONS,
@@ -224,6 +224,40 @@ def _block_pairs(norm: Mapping[str, np.ndarray], rules: Sequence[BlockingRule], 
     return np.stack([uniq // n, uniq % n], axis=1), counts, codes
 
 
+#: roles whose levels are exact / within one edit (e-mail: or same local part) / different
+ONE_EDIT_ROLES = frozenset({"email", "phone", "national_id", "postcode", "street_number"})
+
+
+def _one_edit_levels(role: str, values: list[str], lo: np.ndarray, hi: np.ndarray
+                     ) -> np.ndarray:
+    """:func:`compare` of value pairs ``(values[lo], values[hi])`` for a one-edit role, deciding
+    "different" with array operations where it is certain (lengths two apart, or equal lengths
+    with more than two differing characters), and calling :func:`compare` for the rest."""
+    res = np.full(len(lo), -2, dtype=np.int8)
+    present = np.array([bool(v) for v in values], dtype=bool)
+    res[~(present[lo] & present[hi])] = MISSING
+    vcode = _unique(np.array(values, dtype=object))[1]
+    res[(res == -2) & (vcode[lo] == vcode[hi])] = 0
+    if role == "email":
+        keys = _unique(np.array([email_key(v) if v else "" for v in values], dtype=object))[1]
+        res[(res == -2) & (keys[lo] == keys[hi])] = 1
+    length = np.array([len(v) for v in values], dtype=np.int64)
+    dlen = np.abs(length[lo] - length[hi])
+    res[(res == -2) & (dlen > 1)] = 2
+    same = np.nonzero((res == -2) & (dlen == 0))[0]
+    width = int(length.max()) if len(length) else 0
+    if len(same) and width:
+        chars = np.array(values, dtype=f"<U{width}").view(np.uint32).reshape(len(values), width)
+        for start in range(0, len(same), 200_000):
+            idx = same[start:start + 200_000]
+            differ = (chars[lo[idx]] != chars[hi[idx]]).sum(axis=1)
+            res[idx[differ > 2]] = 2
+    rest = np.nonzero(res == -2)[0]
+    res[rest] = [compare(role, values[x], values[y])
+                 for x, y in zip(lo[rest].tolist(), hi[rest].tolist(), strict=True)]
+    return res
+
+
 def _gammas(norm: Mapping[str, np.ndarray], roles: Sequence[str], a: np.ndarray,
             b: np.ndarray, role_codes: Mapping[str, tuple[np.ndarray, np.ndarray]]
             ) -> np.ndarray:
@@ -236,8 +270,11 @@ def _gammas(norm: Mapping[str, np.ndarray], roles: Sequence[str], a: np.ndarray,
         cc = np.minimum(ca, cb).astype(np.int64) * nu + np.maximum(ca, cb)
         pu, inv = np.unique(cc, return_inverse=True)
         ul = uniq.tolist()
-        lv = np.array([compare(role, ul[x // nu], ul[x % nu]) for x in pu.tolist()],
-                      dtype=np.int8)
+        if role in ONE_EDIT_ROLES and len(pu):
+            lv = _one_edit_levels(role, ul, pu // nu, pu % nu)
+        else:
+            lv = np.array([compare(role, ul[x // nu], ul[x % nu]) for x in pu.tolist()],
+                          dtype=np.int8)
         out[:, j] = lv[inv.reshape(-1)] if len(pu) else MISSING
     if "given_name" in roles and "surname" in roles:
         gi, si = roles.index("given_name"), roles.index("surname")
