@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +166,8 @@ def test_cli_dry_run_json_and_impact(story: Catalog, tmp_path: Path) -> None:
     base = ["--catalog", story.settings.catalog_url, "--store", story.settings.store_url]
     runner = CliRunner()
 
-    def hw(*args: str, code: int = 0) -> str:
-        r = runner.invoke(main, [*base, *args])
+    def hw(*args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
+        r = runner.invoke(main, [*base, *args], env=env)
         assert r.exit_code == code, r.output
         return r.output
 
@@ -181,6 +182,15 @@ def test_cli_dry_run_json_and_impact(story: Catalog, tmp_path: Path) -> None:
     # running needs the api-server: one line saying how to give it
     err = hw("rebuild", "t/corpus@1", "--with", "t/corpus@2", code=2)
     assert "--airflow-url" in err and len(err.strip().splitlines()) == 1
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    err = hw("rebuild", "t/corpus@1", "--with", "t/corpus@2", "--json", "--airflow-url", url,
+             code=2)
+    assert "user and password" in err and len(err.strip().splitlines()) == 1
+    err = hw("rebuild", "t/corpus@1", "--with", "t/corpus@2", "--json", "--airflow-url", url,
+             code=2, env={"HEADWATER_AIRFLOW_USER": "u", "HEADWATER_AIRFLOW_PASSWORD": "p"})
+    assert "not reachable" in err and len(err.strip().splitlines()) == 1
     impact = hw("impact", "t/corpus@1")
     assert "tasks clear" not in impact and "airflow dags trigger spam_dag --conf" in impact
     assert json.loads(hw("impact", "t/corpus@1", "--json"))["rebuild"]["entries"][0][
