@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.airflow.cluster import airflow_cluster  # noqa: F401 (a real deployment, per session)
+
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 

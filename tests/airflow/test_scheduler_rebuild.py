@@ -24,7 +24,7 @@ import pytest
 
 from headwater import Catalog
 from headwater.lineage import NullLineage
-from tests.airflow.cluster import AirflowCluster, airflow_cluster  # noqa: F401 (fixture)
+from tests.airflow.cluster import AirflowCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("airflow-cluster")]
 
@@ -83,7 +83,7 @@ def wait_for_report(cluster: AirflowCluster, n: int) -> None:
         time.sleep(1)
 
 
-def test_rebuild_through_the_api_server(airflow_cluster: AirflowCluster) -> None:  # noqa: F811
+def test_rebuild_through_the_api_server(airflow_cluster: AirflowCluster) -> None:
     from headwater.steps.spam_model import load_sms_spam
 
     cluster = airflow_cluster
