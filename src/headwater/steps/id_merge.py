@@ -64,8 +64,8 @@ class IdMergeParams(StepParams):
     id_column: str = "record_id"
     blocking: tuple[str, ...] = ()
     threshold: float = 10.0
-    max_block_size: int = 50
-    window: int = 8
+    max_block_size: int = 20
+    window: int = 6
     random_pairs: int = 100_000
     em_iterations: int = 40
     placeholder_people: int = 5
