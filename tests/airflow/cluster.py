@@ -194,6 +194,25 @@ def _wait_http(url: str, cluster: AirflowCluster, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
+def airflow_home_env(home: Path, dags: Path, extra_dags: Sequence[Path] = ()) -> dict[str, str]:
+    """An isolated Airflow: ``dags`` holds the repository's DAGs plus ``extra_dags``; the
+    environment is this process's without any AIRFLOW/OPENLINEAGE/HEADWATER variable, plus the
+    settings every test deployment shares (used by ``airflow dags test`` and the cluster)."""
+    dags.mkdir(parents=True)
+    for src in [*(REPO / "dags").glob("*.py"), *extra_dags]:
+        shutil.copy(src, dags / Path(src).name)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "OPENLINEAGE", "HEADWATER_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    })
+    return env
+
+
 @contextmanager
 def start_cluster(
     base: Path,
@@ -214,9 +233,7 @@ def start_cluster(
         raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
     home = base / "airflow"
     dags = home / "dags"
-    dags.mkdir(parents=True)
-    for src in [*(REPO / "dags").glob("*.py"), *extra_dags]:
-        shutil.copy(src, dags / Path(src).name)
+    env = airflow_home_env(home, dags, extra_dags)
     users = dict(users or {"admin": secrets.token_urlsafe(12)})
     (home / "passwords.json").write_text(json.dumps(users))
 
@@ -233,14 +250,7 @@ def start_cluster(
 
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "OPENLINEAGE", "HEADWATER_"))}
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",

@@ -5,8 +5,6 @@ DAGs plus the test DAGs. Each test gets its own Headwater home (catalog + store)
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow.cluster import airflow_cluster  # noqa: F401 (a real deployment, per session)
+from tests.airflow.cluster import (
+    airflow_cluster,  # noqa: F401 (a real deployment, per session)
+    airflow_home_env,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -55,19 +55,8 @@ class AirflowEnv:
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv]:
     home = tmp_path_factory.mktemp("airflow_home")
-    dags = home / "dags"
-    dags.mkdir()
-    for src in [*(REPO / "dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
-        shutil.copy(src, dags / src.name)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "OPENLINEAGE", "HEADWATER_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    })
+    test_dags = sorted((Path(__file__).parent / "dags").glob("*.py"))
+    env = airflow_home_env(home, home / "dags", test_dags)
     af = AirflowEnv(home, env)
     af.run("db", "migrate", hw_home=home / "hw-unused")
     af.run("dags", "reserialize", hw_home=home / "hw-unused")
