@@ -22,7 +22,7 @@ import itertools
 import logging
 import operator
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -33,13 +33,13 @@ from headwater import Catalog, Settings
 from headwater.canonical import canonical_json
 from headwater.errors import InvalidArgument
 from headwater.steps import InvalidStepParameter, Step
-from headwater.steps.base import InputSchemaError
+from headwater.steps.base import InputSchemaError, claim_columns
 from headwater.steps.clean import CleanParams, CleanStep, check_input, clean_record
 from headwater.steps.despam import DespamParams, DespamStep, check_domain, check_record, split_spam
 from headwater.steps.spam_model import DomainCounts, SpamModel
 from headwater.steps.split import SplitParams, SplitStep, allocate, record_hash, stratum_of
 from headwater_beam.metrics import counter, report_lineage, version_uri
-from headwater_beam.options import settings_from_options
+from headwater_beam.options import pinned_ref, settings_from_options, with_option_pins
 
 __all__ = ["DEAD_LETTER", "DOMAIN", "OUTPUT", "SPAM", "Clean", "Despam", "Split", "error_record"]
 
@@ -54,6 +54,17 @@ def error_record(record: dict[str, Any], exc: BaseException, column: str | None 
                  ) -> dict[str, Any]:
     """The dead letter of a record that made a step raise."""
     return {**record, "reason": f"error: {type(exc).__name__}: {exc}"[:500], "column": column}
+
+
+def _check_keys(checked: set[frozenset[str]], record: dict[str, Any],
+                check: Callable[[frozenset[str]], None]) -> None:
+    """Run a step's input check (e.g. :func:`headwater.steps.base.claim_columns`, through the
+    step's own check) once per distinct set of record keys: a schema problem fails the pipeline
+    with the table path's error, instead of dead-lettering or overwriting every record."""
+    keys = frozenset(record)
+    if keys not in checked:
+        check(keys)
+        checked.add(keys)
 
 
 def step_fingerprint(cls: type[Step]) -> str:
@@ -94,10 +105,7 @@ class _CleanFn(beam.DoFn):
 
     def process(self, record: dict[str, Any]) -> Iterator[Any]:
         self._in.inc()
-        keys = frozenset(record)
-        if keys not in self._checked:  # a schema problem fails the pipeline, as in the table path
-            check_input(keys, self._params)
-            self._checked.add(keys)
+        _check_keys(self._checked, record, lambda keys: check_input(keys, self._params))
         try:
             ok, bad = clean_record(record, self._params)
         except Exception as exc:
@@ -227,8 +235,10 @@ class Despam(_StepComposite):
     """Score each record's text with a spam model; spam goes to the ``"spam"`` output.
 
     Give either ``model`` (a :class:`SpamModel`, pickled to the workers) or ``model_ref`` (a
-    model version, e.g. ``spam_model@production``: pinned in the launcher, loaded once per
-    worker in ``setup``, and recorded as an input of every version written downstream).
+    model version, e.g. ``spam_model@production``: resolved to an exact version in the launcher
+    — a pin for its dataset (``--headwater_pins``, ``HEADWATER_PINS``) replaces it, as for
+    ``ReadVersion`` — loaded once per worker in ``setup``, and recorded as an input of every
+    version written downstream).
     Records are scored in batches of up to ``batch_size`` (the vectoriser is much faster on
     batches).
     """
@@ -262,9 +272,13 @@ class Despam(_StepComposite):
         settings = None
         ref = None
         if self.model_ref is not None:
-            settings = self.settings or settings_from_options(pcoll.pipeline.options)
+            options = pcoll.pipeline.options
+            settings = (with_option_pins(self.settings, options) if self.settings is not None
+                        else settings_from_options(options))
             with Catalog(settings) as cat:
-                ref = cat.get(self.model_ref).ref  # pinned now, in the launcher
+                # resolved now, in the launcher; a pin for the model's dataset (--headwater_pins,
+                # HEADWATER_PINS, Settings.pins) substitutes its exact version, as ReadVersion's
+                ref = cat.get(pinned_ref(settings, self.model_ref)).ref
             self.headwater_inputs = (ref,)
             self.headwater_params["model"] = ref
         res = (
@@ -312,10 +326,15 @@ class _SplitKeyFn(beam.DoFn):
     def setup(self) -> None:
         self._in = counter("split", "records_in")
         self._dead = counter("split", "dead_lettered")
+        self._checked: set[frozenset[str]] = set()
 
     def process(self, record: dict[str, Any]) -> Iterator[Any]:
         self._in.inc()
         p = self._params
+        # the split column (and a dead letter's reason/column) never clobber an input column:
+        # the table path's rule and error (SplitStep.run_table)
+        _check_keys(self._checked, record,
+                    lambda keys: claim_columns(SplitParams.STEP, keys, p.added_columns()))
         key = split_key(record, p)
         if key is None:
             self._dead.inc()

@@ -12,12 +12,14 @@ import pyarrow as pa
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
-from headwater_beam import DEAD_LETTER, OUTPUT, Clean, Despam
+from headwater_beam import DEAD_LETTER, OUTPUT, Clean, Despam, Split
 from headwater_beam.steps import DOMAIN, SPAM
 
+from headwater.steps.base import InputSchemaError
 from headwater.steps.clean import CleanParams, ColumnSpec
 from headwater.steps.despam import DespamParams, DespamStep
 from headwater.steps.sample_mail import generate_mail_bodies
+from headwater.steps.split import SplitParams, SplitStep
 from tests.beam.conftest import FNAPI
 
 
@@ -68,3 +70,32 @@ def test_despam_out_of_domain_fails_unless_forced(spam_model: Any) -> None:
         assert_that(out[SPAM] | beam.Map(lambda r: r["record_id"]),
                     equal_to(table.side_outputs["spam"]["record_id"].to_pylist()), label="Spam")
         assert_that(out[DEAD_LETTER], equal_to([]), label="NoDead")
+
+
+# -- Split: the same column rule (base.claim_columns) as the table path ------------------------
+@pytest.mark.parametrize(("records", "params", "match"), [
+    # the split column is already a user column: refused, never overwritten
+    ([{"record_id": str(i), "split": "mine"} for i in range(5)], SplitParams(),
+     r"\['split'\].*'split_column'"),
+    # a user column named like a dead letter's reason: refused even without a dead letter
+    ([{"record_id": str(i), "reason": "moved"} for i in range(5)], SplitParams(),
+     r"rename the input column 'reason'"),
+    ([{"record_id": "1", "part": "x"}], SplitParams(split_column="part"),
+     r"\['part'\].*'split_column'"),
+])
+def test_split_refuses_a_column_it_would_add(records: list[dict[str, Any]], params: SplitParams,
+                                             match: str) -> None:
+    table = pa.Table.from_pylist(records)
+    with pytest.raises(InputSchemaError, match=match) as table_error:  # the table path
+        SplitStep(params).run_table(table)
+    with pytest.raises(Exception, match=match) as beam_error:
+        _run(records, Split(params, buckets=4))
+    assert str(table_error.value) in str(beam_error.value)  # the same one-line error
+
+
+def test_split_with_a_free_split_column_still_runs() -> None:
+    records = [{"record_id": str(i), "part": "x"} for i in range(10)]
+    with beam.Pipeline(options=PipelineOptions(FNAPI)) as p:
+        out = p | beam.Create(records) | Split(SplitParams(ratios=(0.5, 0.5), parts=("a", "b")))
+        assert_that(out[OUTPUT] | beam.Map(lambda r: (r["part"], r["split"] in ("a", "b"))),
+                    equal_to([("x", True)] * 10))
