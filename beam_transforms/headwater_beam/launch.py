@@ -11,8 +11,9 @@ dict, under ``"launch"``::
 
 ``argv`` is what the entry point was given, minus per-run options (the pipeline run id, the
 parent and root run, the pins: a relaunch is a new run, not a child of the original's
-launcher), minus secrets (an option whose name says password/secret/token/credential/key, a
-URL with a password, store options with secret keys; their names go to ``redacted``), plus
+launcher), minus secrets (an option whose name is a secret's, a URL with a password, store options
+with secret keys — the one rule of :mod:`headwater.sensitive`, which the server's redaction
+uses too; their names go to ``redacted``), plus
 the effective Headwater settings (catalog and store URL, namespace, lineage mode), so a
 relaunch from another shell reaches the same catalog.
 
@@ -26,16 +27,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from headwater import Settings
+from headwater.sensitive import has_secret_keys, has_url_password, is_secret_name
 from headwater_beam.options import HeadwaterOptions
 
 __all__ = ["PER_RUN_OPTIONS", "SETTINGS_OPTIONS", "beam_engine", "launch_record", "recorded_launch",
@@ -50,8 +50,6 @@ PER_RUN_OPTIONS = ("--headwater_pipeline_run_id", "--headwater_parent_namespace"
 #: Options rebuilt from the effective settings (so the record names the catalog really used).
 SETTINGS_OPTIONS = ("--headwater_catalog_url", "--headwater_store_url",
                     "--headwater_store_options", "--headwater_namespace", "--headwater_lineage")
-_SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|credential|api_?key|access_?key|"
-                          r"private_?key|auth", re.I)
 #: ``__main__`` of these is a tool that called the pipeline, not a pipeline to run again
 _TOOLS = {"pytest", "py.test", "airflow", "ipykernel_launcher", "IPython", "ipython",
           "jupyter", "celery", "dask", "coverage", "pdb", "runpy"}
@@ -74,19 +72,12 @@ def strip_options(argv: Sequence[str], names: Sequence[str]) -> list[str]:
     return out
 
 
-def _has_password(value: str) -> bool:
-    try:
-        return bool(urlsplit(value).password)
-    except ValueError:
-        return False
-
-
 def _secret_json(value: str) -> bool:
     try:
         loaded = json.loads(value)
     except ValueError:
         return False
-    return isinstance(loaded, Mapping) and any(_SECRET_NAME.search(str(k)) for k in loaded)
+    return isinstance(loaded, Mapping) and has_secret_keys(loaded)
 
 
 def _redact(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -102,7 +93,7 @@ def _redact(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             takes_next = not eq and i + 1 < len(tokens) and not tokens[i + 1].startswith("--")
             if takes_next:
                 value = tokens[i + 1]
-            if (_SECRET_NAME.search(name[2:]) or _has_password(value)
+            if (is_secret_name(name[2:]) or has_url_password(value)
                     or (name == "--headwater_store_options" and _secret_json(value))):
                 dropped.append(name)
                 i += 2 if takes_next else 1

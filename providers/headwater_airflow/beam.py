@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,12 +56,12 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from headwater import Settings
+from headwater.sensitive import has_secret_keys
 from headwater_airflow.hooks.headwater import HeadwaterHook
 
 __all__ = ["BeamLaunch", "beam_launch", "headwater_beam_pre_execute"]
 
 ARGS_VARIABLE = "HEADWATER_BEAM_ARGS"
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|key|auth", re.I)
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def beam_launch(context: Mapping[str, Any], *, headwater_conn_id: str = "headwat
     options["headwater_lineage"] = settings.lineage
     if settings.store_options:
         text = json.dumps(dict(settings.store_options), sort_keys=True, separators=(",", ":"))
-        if any(_SECRET_KEY.search(str(k)) for k in settings.store_options):
+        if has_secret_keys(settings.store_options):  # the one rule (headwater.sensitive)
             env["HEADWATER_STORE_OPTIONS"] = text
         else:
             options["headwater_store_options"] = text

@@ -3,30 +3,25 @@
 Why its own module: the server must never echo a password it was given — not in a response, not
 in a log line, not in an ingested event it stores. Catalog URLs, OpenLineage namespaces (some
 producers put credentials in them) and error messages all pass through :func:`redact`; a logging
-filter applies it to every record the server's loggers emit.
+filter applies it to every record the server's loggers emit. What counts as a secret is not
+decided here but in :mod:`headwater.sensitive`, shared with the adapters.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
-#: ``scheme://user:password@`` → ``scheme://user:***@``; also ``password=...`` query parameters.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-_PARAM = re.compile(
-    r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)=)[^&\s\"']+"
-)
-MASK = "***"
+from headwater.sensitive import MASK, mask_secrets
 
 
 def redact(text: str) -> str:
-    """``text`` with any URL password or secret-looking query parameter masked."""
-    if not isinstance(text, str) or ("@" not in text and "=" not in text):
+    """``text`` with any URL password or the value of a secret-named ``name=value`` masked
+    (:func:`headwater.sensitive.mask_secrets`: the rule the Beam launch record uses too)."""
+    if not isinstance(text, str):
         return text
-    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
-    return _PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
+    return mask_secrets(text, MASK)
 
 
 def redact_json(value: Any) -> Any:
@@ -67,4 +62,4 @@ def install_log_filter(*names: str) -> None:
                 handler.addFilter(RedactingFilter())
 
 
-__all__ = ["RedactingFilter", "install_log_filter", "redact", "redact_json"]
+__all__ = ["MASK", "RedactingFilter", "install_log_filter", "redact", "redact_json"]
