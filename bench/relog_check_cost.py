@@ -1,6 +1,7 @@
 """What the reused-object check (issue 14) costs an unchanged re-log, in-process.
 
     .venv/bin/python bench/relog_check_cost.py --files 20000 [--workdir DIR] [--repeat 7] [--s3]
+        [--lineage on|off]
 
 Generates ``--files`` small files (1-8 KiB, fixed seed) under the work directory, logs them once
 into a fresh SQLite catalog and local store, then re-logs them unchanged ``--repeat`` times and
@@ -8,7 +9,9 @@ prints the median time of a re-log and of the part spent checking the reused obj
 (``snapshot._Build.damaged``: presence, flags, sizes where needed), timed by wrapping it. Run it
 with ``PYTHONPATH=<older checkout>/src`` to time code from before that check (then only the
 total is printed meaningfully). ``--s3``: the store is a fresh bucket on a local moto server
-(``tests/emulators.py``) instead of a local directory.
+(``tests/emulators.py``) instead of a local directory. ``--lineage``: on (the default, as users
+run it: every log records its OpenLineage events in the catalog's outbox) or off, as in
+``bench/snapshot.py``; it overrides ``HEADWATER_LINEAGE``.
 """
 
 from __future__ import annotations
@@ -19,17 +22,22 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--s3", action="store_true", help="store on a local moto S3 server")
-    args = ap.parse_args()
-    os.environ.setdefault("HEADWATER_LINEAGE", "off")
+    ap.add_argument("--lineage", choices=("on", "off"), default="on",
+                    help="HEADWATER_LINEAGE for the catalog (default on, the product default)")
+    args = ap.parse_args(argv)
+    # through the environment, as bench/snapshot.py does: older checkouts read it too
+    os.environ["HEADWATER_LINEAGE"] = args.lineage
+    print(f"lineage: {args.lineage}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="hw-relog-"))
     data = work / "data"
     if not data.exists():
@@ -56,7 +64,7 @@ def main() -> None:
             spent.append(time.perf_counter() - t)
 
     if real is not None:  # absent before issue 14: then only the total
-        snapshot._Build.damaged = timed  # type: ignore[method-assign, assignment]
+        snapshot._Build.damaged = timed
     import contextlib
 
     stack = contextlib.ExitStack()
