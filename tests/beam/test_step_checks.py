@@ -34,6 +34,13 @@ def test_despam_refuses_an_existing_score_column(spam_model: Any) -> None:
         _run(records, Despam(model=spam_model))
 
 
+def test_despam_refuses_a_user_reason_column(spam_model: Any) -> None:
+    # spam and dead letters add reason/column: a user column of that name is never clobbered
+    records = [{"record_id": "1", "signup_text": "see you at lunch", "reason": "mine"}]
+    with pytest.raises(Exception, match=r"rename the input column 'reason'"):
+        _run(records, Despam(model=spam_model))
+
+
 def test_despam_non_text_column_fails_naming_it(spam_model: Any) -> None:
     records = [{"record_id": str(i), "age": 30 + i} for i in range(5)]
     with pytest.raises(Exception, match=r"'age' whose values are int"):
