@@ -176,6 +176,8 @@ def gc(
             report.staging_removed += 1
             if not dry_run:
                 path.unlink(missing_ok=True)
+    if not dry_run:  # a remote store's staging: unfinished multipart pack uploads (ADR 0005)
+        report.staging_removed += store.abort_stale_uploads(cutoff)
     return report
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsspec import AbstractFileSystem
 
+from headwater import _failpoints
 from headwater.errors import ObjectCorrupted, ObjectMissing, RunFailed, StoreUnavailable
 from headwater.store import backends
 from headwater.store.hashing import (
@@ -555,17 +556,72 @@ class ObjectStore:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def write_aux(self, rel: str, data: bytes) -> None:
+    def write_aux(self, rel: str, data: bytes, *, part_size: int | None = None) -> None:
         """Write the store file ``rel`` whole: an atomic rename locally, one PUT remotely
-        (all-or-nothing on S3 and GCS)."""
+        (all-or-nothing on S3 and GCS).
+
+        ``part_size``: remotely, ``data`` larger than this goes up in parts of this size (an S3
+        multipart upload, a GCS resumable upload), which the backend makes visible only when
+        the last part is in; a failure on the way aborts the upload (nothing visible, no parts
+        kept). A crashed process's unfinished S3 upload is aborted by ``gc``
+        (:meth:`abort_stale_uploads`)."""
         if self.local:  # content-addressed: an existing file already holds these bytes
             self._ensure_root()
             directory, name = os.path.split(f"{self.root}/{rel}")
             os.makedirs(directory, exist_ok=True)
             write_new_file(directory, name, data, tmp_dir=f"{self.root}/tmp")
+            return
+        path = f"{self.root}/{rel}"
+        if part_size is None or len(data) <= part_size:
+            self.fs.pipe_file(path, data)
         else:
-            self.fs.pipe_file(f"{self.root}/{rel}", data)
-            self.fs.invalidate_cache(f"{self.root}/{rel}")
+            self._upload_parts(path, data, part_size)
+        self.fs.invalidate_cache(path)
+
+    def _upload_parts(self, path: str, data: bytes, part_size: int) -> None:
+        """Upload ``data`` to ``path`` in parts of ``part_size`` bytes through the backend's
+        buffered writer (s3fs: one ``UploadPart`` per part, then ``CompleteMultipartUpload``;
+        gcsfs: a resumable upload). At most one part is buffered besides ``data``."""
+        view = memoryview(data)
+        out = self.fs.open(path, "wb", block_size=part_size)
+        try:
+            for start in range(0, len(view), part_size):
+                out.write(view[start:start + part_size])  # a full buffer: one part goes up
+                _failpoints.reached("upload.part_written")
+            out.close()  # the last part, then the upload is completed: visible from here
+        except BaseException:
+            with contextlib.suppress(Exception):
+                out.discard()  # AbortMultipartUpload / cancel the resumable upload
+            out.closed = True  # never completed later by the file object's finaliser
+            raise
+
+    def abort_stale_uploads(self, cutoff: float) -> int:
+        """Abort the unfinished multipart uploads under ``packs/`` started before ``cutoff``
+        (seconds since the epoch): parts a crashed writer left, invisible but stored. S3 only
+        (an unfinished GCS resumable upload keeps nothing visible and expires in a week).
+        Returns how many were aborted."""
+        protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) \
+            else tuple(self.fs.protocol)
+        if not {"s3", "s3a"} & set(protocols):
+            return 0
+        bucket, _, key = f"{self.root}/{PACKS_DIR}/".partition("/")
+        aborted = 0
+        marker: dict[str, str] = {}
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key,
+                                   **marker)
+            for up in page.get("Uploads") or []:
+                started = backends.modified_time({"created": up.get("Initiated")})
+                if started is not None and started > cutoff:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=up["Key"],
+                                    UploadId=up["UploadId"])
+                aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            marker = {"KeyMarker": page.get("NextKeyMarker", ""),
+                      "UploadIdMarker": page.get("NextUploadIdMarker", "")}
 
     def read_aux(self, rel: str, *, cache_key: str | None = None) -> bytes | None:
         """The bytes of the store file ``rel``, None if absent. ``cache_key``: an immutable

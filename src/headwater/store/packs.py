@@ -9,11 +9,14 @@ An index is one JSON header line (``{"count":N,"format":"headwater.packindex","p
 "size":S,"version":1}``) followed by N records of 48 bytes, sorted by digest: the object's
 digest (32 raw bytes), its offset and its length in the pack (unsigned 64-bit big-endian).
 
-Visibility: a pack is written (one whole-object PUT, or an atomic rename) before its index, and
-an object is in the store through a pack only once the index naming it exists. A crash before
-the index leaves a pack nobody refers to: ``gc`` deletes ``.pack`` files without an index once
-they are older than the grace period. Manifests and digests do not change: a version's identity
-is the digest of its manifest whichever way its objects are stored.
+Visibility: a pack is written (an atomic rename locally; remotely one PUT, or above
+:data:`PACK_PART` a multipart/resumable upload that the backend shows only once complete and
+that a failure aborts) before its index, and an object is in the store through a pack only once
+the index naming it exists. A crash before the index leaves a pack nobody refers to: ``gc``
+deletes ``.pack`` files without an index once they are older than the grace period, and aborts
+the unfinished S3 uploads under ``packs/`` of a writer killed between two parts. Manifests and
+digests do not change: a version's identity is the digest of its manifest whichever way its
+objects are stored.
 
 A packed copy whose digest has a marker in ``quarantine/`` (a read found it corrupted) is void:
 the store treats the object as absent there, and the repair writes it again as a loose object.
@@ -44,6 +47,9 @@ INDEX_VERSION = 1
 PACK_MAX_OBJECT = 1 << 20
 #: A pack is closed and uploaded once it holds this many bytes.
 PACK_TARGET = 32 << 20
+#: A pack larger than this is uploaded in parts of this size (S3 multipart: at least 5 MiB;
+#: GCS resumable: a multiple of 256 KiB), each retried on its own by the client.
+PACK_PART = 8 << 20
 #: Packs uploaded at the same time by one writer (memory: this many + 1 packs in flight).
 UPLOADS_IN_FLIGHT = 2
 #: Neighbouring ranges of one pack closer than this are fetched with one ranged GET.
@@ -213,9 +219,11 @@ class PackWriter:
     """
 
     def __init__(self, store: ObjectStore, *, target: int = PACK_TARGET,
+                 part_size: int = PACK_PART,
                  on_published: Callable[[list[tuple[str, int, int]]], None] | None = None) -> None:
         self.store = store
         self.target = target
+        self.part_size = part_size
         self._parts: list[bytes] = []
         self._entries: list[tuple[str, int, int]] = []
         self._size = 0
@@ -252,7 +260,8 @@ class PackWriter:
         parts.clear()
         pack = hash_bytes(blob)
         index = encode_index(pack, len(blob), entries)
-        self.store.write_aux(pack_relpath(pack), blob)   # 1. the pack: invisible alone
+        # 1. the pack, in parts: visible once complete, and then still unreferenced
+        self.store.write_aux(pack_relpath(pack), blob, part_size=self.part_size)
         del blob
         _failpoints.reached("pack.before_index")
         self.store.write_aux(index_relpath(hash_bytes(index)), index)  # 2. visible now
