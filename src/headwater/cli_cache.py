@@ -59,7 +59,8 @@ def cache(ctx: click.Context, as_json: bool) -> None:
         return
     rate = f" ({100 * u.stats.hits / looked:.1f} % hits)" if looked else ""
     cli.out.print(f"read cache: {u.root}")
-    cli.out.print(f"size: {_mb(u.bytes)} in {u.objects:,} objects, bound {_mb(u.max_bytes)}")
+    cli.out.print(f"size: {_mb(u.bytes)} in {u.objects:,} files (objects and pack ranges), "
+                  f"bound {_mb(u.max_bytes)}")
     cli.out.print(f"hits: {u.stats.hits:,} ({_mb(u.stats.hit_bytes)}), misses: "
                   f"{u.stats.misses:,} ({_mb(u.stats.miss_bytes)}){rate}, "
                   f"evicted: {u.stats.evicted:,}")

@@ -4,6 +4,8 @@ Layout under the cache root (default ``$HEADWATER_HOME/cache``; ``HEADWATER_CACH
 ``HEADWATER_CACHE_SIZE`` in bytes or with a K/M/G suffix)::
 
     objects/ab/cdef…   one verified object per digest (shared by every store: content-addressed)
+    ranges/<P>/<S>-<E> bytes S..E of pack P, as one ranged read fetched them (a checkout's
+                       batch of packed neighbours: one file instead of one per object)
     aux/<key>          small immutable blobs the store names by content (pack indexes)
     tmp/               files being written, renamed into place when complete
     stats.json         hits and misses, summed over every process that used the cache
@@ -14,11 +16,16 @@ evicted file that a reader has open stays readable to it, and trimming and the s
 serialised by an exclusive ``flock``. Every hit is verified (the bytes must hash to the digest;
 a bad copy is deleted and the read goes to the store), so a damaged cache costs a download,
 never wrong bytes. Recency is the file's mtime, bumped on every hit.
+
+Pack ranges are content-addressed too (a pack's name is its digest, so its bytes never change);
+the objects sliced from a range are verified one by one against their digests, and a range that
+yields a bad object is deleted. Hits and misses count objects, whichever file held them.
 """
 
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
 import fcntl
 import json
@@ -73,6 +80,7 @@ class CacheStats:
 class CacheUsage:
     root: str
     max_bytes: int
+    #: cached files: objects and pack ranges
     objects: int
     bytes: int
     stats: CacheStats
@@ -98,6 +106,8 @@ class ReadCache:
         self._added = 0
         self._lock = threading.Lock()
         self._made: set[str] = set()
+        #: pack digest -> sorted ``(start, end)`` of its ranges in the cache (listed once)
+        self._ranges: dict[str, list[tuple[int, int]]] = {}
         _OPEN.add(self)
 
     def __repr__(self) -> str:
@@ -154,10 +164,88 @@ class ReadCache:
             self._pending.hits += 1
             self._pending.hit_bytes += size
 
-    def miss(self, size: int = 0) -> None:
+    def miss(self, size: int = 0, count: int = 1) -> None:
         with self._lock:
-            self._pending.misses += 1
+            self._pending.misses += count
             self._pending.miss_bytes += size
+
+    def hit(self, size: int = 0, count: int = 1) -> None:
+        with self._lock:
+            self._pending.hits += count
+            self._pending.hit_bytes += size
+
+    # -- pack ranges ----------------------------------------------------------------------------
+    def _range_dir(self, pack: str) -> str:
+        return f"{self.root}/ranges/{pack}"
+
+    def _listed_ranges(self, pack: str) -> list[tuple[int, int]]:
+        with self._lock:
+            known = self._ranges.get(pack)
+        if known is not None:
+            return known
+        found: list[tuple[int, int]] = []
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self._range_dir(pack)):
+                start, sep, end = name.partition("-")
+                if sep and start.isdigit() and end.isdigit() and int(start) < int(end):
+                    found.append((int(start), int(end)))
+        found.sort()
+        with self._lock:
+            return self._ranges.setdefault(pack, found)
+
+    def covering(self, pack: str, start: int, end: int) -> tuple[int, int] | None:
+        """A cached range of ``pack`` holding bytes ``[start, end)``, if there is one."""
+        ranges = self._listed_ranges(pack)
+        with self._lock:
+            i = bisect.bisect_right(ranges, (start, 1 << 62)) - 1
+            # the nearest ranges starting at or before ``start`` (overlaps are few)
+            for lo, hi in ranges[max(0, i - 3): i + 1]:
+                if lo <= start and hi >= end:
+                    return lo, hi
+        return None
+
+    def get_range(self, pack: str, start: int, end: int) -> bytes | None:
+        """The cached bytes ``[start, end)`` of ``pack`` (unverified: the caller checks the
+        objects it slices from them), or None."""
+        try:
+            data = read_file(f"{self._range_dir(pack)}/{start}-{end}")
+        except OSError:
+            self._forget_range(pack, start, end)
+            return None
+        if len(data) != end - start:
+            self.drop_range(pack, start, end)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(f"{self._range_dir(pack)}/{start}-{end}")
+        return data
+
+    def put_range(self, pack: str, start: int, end: int, data: bytes | memoryview) -> None:
+        """Keep bytes ``[start, end)`` of ``pack`` (fetched from the store). Never raises."""
+        from headwater.store.objects import write_new_file
+
+        if len(data) != end - start:
+            return
+        try:
+            directory = self._range_dir(pack)
+            self._dir(directory)
+            if write_new_file(directory, f"{start}-{end}", data, tmp_dir=directory):
+                self._grew(len(data))
+        except OSError:
+            return
+        ranges = self._listed_ranges(pack)
+        with self._lock:
+            if (start, end) not in ranges:
+                bisect.insort(ranges, (start, end))
+
+    def drop_range(self, pack: str, start: int, end: int) -> None:
+        self._discard(f"{self._range_dir(pack)}/{start}-{end}")
+        self._forget_range(pack, start, end)
+
+    def _forget_range(self, pack: str, start: int, end: int) -> None:
+        with self._lock:
+            ranges = self._ranges.get(pack)
+            if ranges is not None and (start, end) in ranges:
+                ranges.remove((start, end))
 
     def _discard(self, path: str) -> None:
         with contextlib.suppress(OSError):
@@ -241,21 +329,23 @@ class ReadCache:
             os.close(fd)  # releases the lock
 
     def _entries(self) -> list[tuple[float, int, str]]:
+        """``(mtime, size, path)`` of every cached object and pack range."""
         out: list[tuple[float, int, str]] = []
-        base = f"{self.root}/{OBJECTS_DIR}"
-        try:
-            prefixes = os.listdir(base)
-        except FileNotFoundError:
-            return out
-        for prefix in prefixes:
+        for sub in (OBJECTS_DIR, "ranges"):
+            base = f"{self.root}/{sub}"
             try:
-                with os.scandir(f"{base}/{prefix}") as it:
-                    for e in it:
-                        with contextlib.suppress(OSError):
-                            st = e.stat()
-                            out.append((st.st_mtime, st.st_size, e.path))
-            except (FileNotFoundError, NotADirectoryError):
+                prefixes = os.listdir(base)
+            except FileNotFoundError:
                 continue
+            for prefix in prefixes:
+                try:
+                    with os.scandir(f"{base}/{prefix}") as it:
+                        for e in it:
+                            with contextlib.suppress(OSError):
+                                st = e.stat()
+                                out.append((st.st_mtime, st.st_size, e.path))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
         return out
 
     def trim(self, max_bytes: int | None = None) -> int:
@@ -281,6 +371,7 @@ class ReadCache:
                     evicted += 1
         with self._lock:
             self._pending.evicted += evicted
+            self._ranges.clear()  # listed again when next needed
         return evicted
 
     def flush(self) -> None:
@@ -332,4 +423,5 @@ class ReadCache:
                 os.unlink(f"{self.root}/stats.json")
         with self._lock:
             self._pending = CacheStats()
+            self._ranges.clear()
         return n

@@ -60,6 +60,7 @@ from headwater.store.packs import (
     PackedAt,
     PackSet,
     PackWriter,
+    RangedRead,
     coalesce,
     iter_pack_files,
     pack_relpath,
@@ -663,8 +664,33 @@ class ObjectStore:
         return self.packing and size <= PACK_MAX_OBJECT and digest not in self.packs.void
 
     def _find_packed(self, digest: str) -> PackedAt | None:
-        self.packs.ensure()
-        return self.packs.find(digest)
+        """Where a packed object is, for reading it: from the indexes the read cache knows
+        (no request) if they name it, else after loading the store's indexes."""
+        self.packs.ensure_cached()
+        at = self.packs.find(digest)
+        if at is None and not self.packs.loaded:
+            self.packs.ensure()
+            at = self.packs.find(digest)
+        return at
+
+    def _from_cached_range(self, digest: str, at: PackedAt) -> bytes | None:
+        """A packed object from a pack range in the read cache, verified; None if not there
+        (or damaged: the range is dropped)."""
+        if self.cache is None:
+            return None
+        end = at.offset + at.length
+        cov = self.cache.covering(at.pack, at.offset, end)
+        if cov is None:
+            return None
+        blob = self.cache.get_range(at.pack, *cov)
+        if blob is None:
+            return None
+        piece = blob[at.offset - cov[0]: end - cov[0]]
+        if hash_bytes(piece) != digest:
+            self.cache.drop_range(at.pack, *cov)
+            return None
+        self.cache.hit(len(piece))
+        return piece
 
     def _read_packed(self, digest: str, at: PackedAt, context: str) -> bytes:
         """The verified bytes of a packed object; a pack gone since the index was read (gc
@@ -679,12 +705,14 @@ class ObjectStore:
             return self._read_packed(digest, again, context)
         return self._checked(digest, data, context)
 
-    def _checked(self, digest: str, data: bytes, context: str) -> bytes:
+    def _checked(self, digest: str, data: bytes, context: str, *, keep: bool = True) -> bytes:
+        """``data`` if it hashes to ``digest`` (else flag and raise); ``keep``: counted as a
+        read-cache miss and kept there (``read_many`` keeps whole ranges instead)."""
         actual = hash_bytes(data)
         if actual != digest:
             self.flag(digest)
             raise ObjectCorrupted(_corrupted_msg(digest, actual, context))
-        if self.cache is not None:
+        if keep and self.cache is not None:
             self.cache.miss(len(data))
             self.cache.put(digest, data)
         return data
@@ -715,7 +743,9 @@ class ObjectStore:
                 return hit
         at = self._find_packed(digest)
         if at is not None:
-            return io.BytesIO(self._read_packed(digest, at, context))
+            piece = self._from_cached_range(digest, at) if cached else None
+            return io.BytesIO(piece if piece is not None
+                              else self._read_packed(digest, at, context))
         path = self.object_path(digest)
         try:
             raw = self.fs.open(path, "rb")
@@ -743,7 +773,8 @@ class ObjectStore:
                 return data
         at = self._find_packed(digest)
         if at is not None:
-            return self._read_packed(digest, at, context)
+            hit = self._from_cached_range(digest, at)
+            return hit if hit is not None else self._read_packed(digest, at, context)
         try:
             return self._read_loose(digest, context)
         except ObjectMissing:
@@ -757,25 +788,69 @@ class ObjectStore:
                   workers: int = 16) -> Iterator[tuple[str, bytes | BaseException]]:
         """``(digest, verified bytes or the error)`` for each of ``digests``, in any order.
 
-        Cache hits first; packed objects by ranged GETs, neighbours in one pack coalesced
+        Packed objects by ranged GETs, neighbours in one pack coalesced
         (:func:`headwater.store.packs.coalesce`), in ``workers`` threads; the rest one by one.
+        With a read cache, each range is kept there whole (one file per ranged GET, not one per
+        object) and a later read of the same objects slices them from it, sending no request
+        (the indexes come from the cache too, :meth:`PackSet.ensure_cached`); objects that are
+        not packed are cached one by one.
         """
         todo: list[str] = []
+        packed: list[tuple[str, PackedAt]] = []
+        if self.cache is not None:
+            self.packs.ensure_cached()
         for d in digests:
-            data = self.cache.get(d) if self.cache is not None else None
+            at = self.packs.find(d) if self.cache is not None else None
+            if at is not None:
+                packed.append((d, at))
+                continue
+            data = self.cache.get(d) if self.cache is not None and self.packs.where else None
             if data is None:
                 todo.append(d)
             else:
                 yield d, data
-        if not todo:
+        loose: list[str] = []
+        if todo:
+            self.packs.ensure()
+            for d in todo:
+                at = self.packs.find(d)
+                if at is not None:
+                    packed.append((d, at))
+                elif self.cache is not None and (data := self.cache.get(d)) is not None:
+                    yield d, data
+                else:
+                    loose.append(d)
+        if not packed and not loose:
             return
-        self.packs.ensure()
-        packed = [(d, at) for d in todo if (at := self.packs.find(d)) is not None]
-        loose = [d for d in todo if self.packs.find(d) is None]
 
-        def fetch(group: tuple[str, int, int, list[tuple[str, PackedAt]]]
-                  ) -> list[tuple[str, bytes | BaseException]]:
+        def from_cache(group: RangedRead) -> list[tuple[str, bytes | BaseException]] | None:
+            assert self.cache is not None
+            pack, _start, _end, members = group
+            blobs: dict[tuple[int, int], bytes | None] = {}
+            out: list[tuple[str, bytes | BaseException]] = []
+            for d, at in members:
+                cov = self.cache.covering(pack, at.offset, at.offset + at.length)
+                if cov is None:
+                    return None
+                if cov not in blobs:
+                    blobs[cov] = self.cache.get_range(pack, *cov)
+                blob = blobs[cov]
+                if blob is None:
+                    return None
+                piece = blob[at.offset - cov[0]: at.offset - cov[0] + at.length]
+                if hash_bytes(piece) != d:
+                    self.cache.drop_range(pack, *cov)
+                    return None
+                out.append((d, piece))
+            self.cache.hit(sum(len(p) for _d, p in out if isinstance(p, bytes)), len(out))
+            return out
+
+        def fetch(group: RangedRead) -> list[tuple[str, bytes | BaseException]]:
             pack, start, end, members = group
+            if self.cache is not None:
+                hit = from_cache(group)
+                if hit is not None:
+                    return hit
             try:
                 blob = self.read_range(pack, start, end)
             except FileNotFoundError:
@@ -784,9 +859,13 @@ class ObjectStore:
             for d, at in members:
                 piece = blob[at.offset - start: at.offset - start + at.length]
                 try:
-                    out.append((d, self._checked(d, piece, context)))
+                    out.append((d, self._checked(d, piece, context, keep=False)))
                 except ObjectCorrupted as exc:
                     out.append((d, exc))
+            if self.cache is not None:
+                self.cache.miss(sum(at.length for _d, at in members), len(members))
+                if all(isinstance(got, bytes) for _d, got in out):
+                    self.cache.put_range(pack, start, end, blob)
             return out
 
         def single(d: str) -> list[tuple[str, bytes | BaseException]]:

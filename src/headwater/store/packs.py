@@ -123,6 +123,8 @@ class PackSet:
         #: packed copies that were found corrupted (``quarantine/<digest>``)
         self.void: set[str] = set()
         self.loaded = False
+        #: the indexes the read cache saw at the last refresh were loaded (no request)
+        self.from_cache = False
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -152,6 +154,46 @@ class PackSet:
                 self.pack_sizes = {p: s for p, s in self.pack_sizes.items() if p in live}
             self.void = void
             self.loaded = True
+        if self.store.cache is not None:  # for a later process's ensure_cached (no request)
+            self.store.cache.put_aux(self._seen_key(), json.dumps(
+                {"indexes": sorted(wanted), "void": sorted(void)}).encode())
+
+    def _seen_key(self) -> str:
+        return "packs-" + hash_bytes(self.store.url.encode())[:32]
+
+    def ensure_cached(self) -> None:
+        """Load the indexes this store had at the read cache's last refresh, from the cache,
+        sending no request. For reads only (each object read is verified; a pack gone since
+        makes the read refresh): a digest not found this way is looked up after
+        :meth:`ensure`, which lists the store."""
+        cache = self.store.cache
+        if self.loaded or self.from_cache or cache is None:
+            return
+        self.from_cache = True
+        raw = cache.get_aux(self._seen_key())
+        try:
+            seen = json.loads(raw) if raw is not None else {}
+            names, void = [str(n) for n in seen["indexes"]], {str(n) for n in seen["void"]}
+        except (ValueError, KeyError, TypeError):
+            return
+        loaded: list[tuple[str, str, int, list[tuple[str, int, int]]]] = []
+        for index in names:
+            data = cache.get_aux(f"idx-{index}")
+            if data is None:
+                continue
+            try:
+                loaded.append((index, *decode_index(data, index)))
+            except HeadwaterError:
+                cache.drop_aux(f"idx-{index}")
+        with self._lock:
+            if self.loaded:
+                return
+            for index, pack, size, entries in loaded:
+                self.indexes[index] = pack
+                self.pack_sizes[pack] = size
+                for digest, off, n in entries:
+                    self.where[digest] = PackedAt(pack, off, n)
+            self.void = void
 
     def _read_index(self, index: str) -> tuple[str, int, list[tuple[str, int, int]]] | None:
         data = self.store.read_aux(index_relpath(index), cache_key=f"idx-{index}")
