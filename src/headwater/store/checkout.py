@@ -11,9 +11,10 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -33,6 +34,11 @@ REMOTE_WORKERS = 32
 BATCH = 256
 #: Objects up to this size are read whole, verified, and written from one buffer.
 SMALL_MAX = 4 * CHUNK
+#: A checkout from a local store of at least this many small files writes the second half of
+#: them in a forked child process (when the process has no other thread), so that creating
+#: the files uses both cores: file creation is system calls, which Python threads cannot
+#: share without handing the GIL over on each one.
+FORK_MIN = 20_000
 
 
 def read_manifest(store: ObjectStore, digest: str, *, context: str = "") -> Manifest:
@@ -225,12 +231,13 @@ def checkout(
     if store.local:  # (remote stores: no listing here, the read cache may answer everything)
         store.packs.ensure()
     packed = bool(store.packs.where)
+    child = _fork_half(manifest, inline, write) if store.local else None
 
     try:
         with ThreadPoolExecutor(max_workers=WORKERS if store.local else REMOTE_WORKERS) as pool:
             pending: list[Future[None]] = []
             batch: list[ManifestEntry] = []
-            for entry in manifest:
+            for entry in (manifest if child is None else child.mine):
                 if inline(entry):
                     write(entry)
                     progress.advance()
@@ -245,8 +252,69 @@ def checkout(
                 pending.append(pool.submit(write_batch, batch))
             for future in pending:
                 future.result()
+        if child is not None:
+            if not child.wait():  # the child failed: write its half here, raising its error
+                for entry in child.theirs:
+                    write(entry)
+            progress.advance(len(child.theirs))
     finally:
         progress.stop()
+        if child is not None:
+            child.stop()
         if store.cache is not None:
             store.cache.flush()  # hits and misses, for `headwater cache`
     return root
+
+
+class _Child:
+    """A forked process writing ``theirs`` (small files from a local store) while this one
+    writes ``mine``; it reports nothing but its exit status."""
+
+    def __init__(self, pid: int, mine: list[ManifestEntry], theirs: list[ManifestEntry]) -> None:
+        self.pid = pid
+        self.mine = mine
+        self.theirs = theirs
+        self._status: int | None = None
+
+    def wait(self) -> bool:
+        """True if the child wrote every file of its half."""
+        if self._status is None:
+            _, status = os.waitpid(self.pid, 0)
+            self._status = os.waitstatus_to_exitcode(status)
+        return self._status == 0
+
+    def stop(self) -> None:
+        if self._status is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
+
+def _fork_half(manifest: Manifest, inline: Callable[[ManifestEntry], bool],
+               write: Callable[[ManifestEntry], None]) -> _Child | None:
+    """Fork a child that writes the second half of the inline (small, local) files, or None
+    when the checkout is small, the process has other threads (a fork copies only the calling
+    thread: a lock another thread holds would stay held in the child) or
+    ``HEADWATER_CHECKOUT_FORK=off``. The parent writes everything else; a file both write
+    (never, but harmless) ends up whole either way: every write is an atomic link or rename."""
+    if not hasattr(os, "fork") or len(manifest) < FORK_MIN or threading.active_count() != 1:
+        return None
+    if os.environ.get("HEADWATER_CHECKOUT_FORK", "on").lower() in ("0", "off", "false"):
+        return None
+    entries = list(manifest)
+    small = [i for i, e in enumerate(entries) if inline(e)]
+    if len(small) < FORK_MIN:
+        return None
+    cut = small[len(small) // 2]
+    theirs = [e for e in entries[cut:] if inline(e)]
+    mine = entries[:cut] + [e for e in entries[cut:] if not inline(e)]
+    pid = os.fork()
+    if pid == 0:  # the child: write, then leave at once (no atexit, no buffers, no finally)
+        code = 1
+        try:
+            for entry in theirs:
+                write(entry)
+            code = 0
+        finally:
+            os._exit(code)
+    return _Child(pid, mine, theirs)

@@ -126,8 +126,14 @@ class PackSet:
         #: the indexes the read cache saw at the last refresh were loaded (no request)
         self.from_cache = False
         self._lock = threading.Lock()
+        #: one refresh at a time: a checkout's threads all need the indexes at once
+        self._refreshing = threading.Lock()
 
     def refresh(self) -> None:
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         names = self.store.list_dir(PACKS_DIR)
         wanted = {n[:-4] for n in names if n.endswith(".idx") and len(n) == DIGEST_HEX_LEN + 4}
         void = {n for n in self.store.list_dir("quarantine") if len(n) == DIGEST_HEX_LEN}
@@ -154,9 +160,29 @@ class PackSet:
                 self.pack_sizes = {p: s for p, s in self.pack_sizes.items() if p in live}
             self.void = void
             self.loaded = True
-        if self.store.cache is not None:  # for a later process's ensure_cached (no request)
-            self.store.cache.put_aux(self._seen_key(), json.dumps(
-                {"indexes": sorted(wanted), "void": sorted(void)}).encode())
+        self.remember()
+
+    def remember(self) -> None:
+        """Write the indexes known now to the read cache, for a later process's
+        :meth:`ensure_cached` (no request)."""
+        if self.store.cache is not None and (self.loaded or self.from_cache):
+            with self._lock:
+                seen = {"indexes": sorted(self.indexes), "void": sorted(self.void)}
+            self.store.cache.put_aux(self._seen_key(), json.dumps(seen).encode())
+
+    def published(self, index: str, data: bytes) -> None:
+        """A writer of this process has just written the index ``index`` (bytes ``data``):
+        known from now on without another listing, and kept in the read cache."""
+        pack, size, entries = decode_index(data, index)
+        if self.store.cache is not None:
+            self.store.cache.put_aux(f"idx-{index}", data)
+        with self._lock:
+            if not (self.loaded or self.from_cache):
+                return  # nothing loaded yet: the next refresh reads it like any other
+            self.indexes[index] = pack
+            self.pack_sizes[pack] = size
+            for digest, off, n in entries:
+                self.where[digest] = PackedAt(pack, off, n)
 
     def _seen_key(self) -> str:
         return "packs-" + hash_bytes(self.store.url.encode())[:32]
@@ -207,7 +233,9 @@ class PackSet:
 
     def ensure(self) -> None:
         if not self.loaded:
-            self.refresh()
+            with self._refreshing:  # threads arriving together: one listing, one decoding
+                if not self.loaded:
+                    self._refresh()
 
     def find(self, digest: str) -> PackedAt | None:
         at = self.where.get(digest)
@@ -306,7 +334,9 @@ class PackWriter:
         self.store.write_aux(pack_relpath(pack), blob, part_size=self.part_size)
         del blob
         _failpoints.reached("pack.before_index")
-        self.store.write_aux(index_relpath(hash_bytes(index)), index)  # 2. visible now
+        name = hash_bytes(index)
+        self.store.write_aux(index_relpath(name), index)  # 2. visible now
+        self.store.packs.published(name, index)
         self.packs_written += 1
         if self._on_published is not None:
             self._on_published(entries)
@@ -319,6 +349,8 @@ class PackWriter:
         finally:
             self._pending = []
             self._pool.shutdown(wait=True)
+        if self.packs_written:
+            self.store.packs.remember()
 
     def abort(self) -> None:
         for f in self._pending:
