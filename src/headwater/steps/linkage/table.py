@@ -19,6 +19,7 @@ from typing import Any
 import jellyfish
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from headwater.steps.linkage.blocking import BlockingRule, email_key, sort_key, transform
 from headwater.steps.linkage.clustering import UnionFind, consistent_clusters
@@ -35,7 +36,13 @@ from headwater.steps.linkage.model import (
     training_sessions,
     vetoed,
 )
-from headwater.steps.linkage.normalize import _DOB_PART, NORMALISERS, NormRecord, split_full_name
+from headwater.steps.linkage.normalize import (
+    _DOB_PART,
+    NAME_ROLES,
+    NORMALISERS,
+    NormRecord,
+    split_full_name,
+)
 
 __all__ = ["LinkConfig", "Linked", "available_roles", "link_table", "model_roles", "rid_bucket",
            "signature"]
@@ -108,39 +115,50 @@ def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(uniq, dtype=object), np.asarray(codes, dtype=np.int64)
 
 
-def _map(fn: Any, values: np.ndarray) -> np.ndarray:
-    if not len(values):
-        return np.empty(0, dtype=object)
-    uniq, inv = _unique(values)
+def _distinct(values: Any) -> tuple[list[Any], np.ndarray]:
+    """Distinct values of a column (a list, array or Arrow array; None kept as a value) and
+    each row's code. Arrow columns are dictionary-encoded without making a Python object per
+    row."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        enc = arr.dictionary_encode(null_encoding="encode")
+        codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+        return enc.dictionary.to_pylist(), codes
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    uniq, codes = _unique(arr)
+    return uniq.tolist(), codes
+
+
+def _map(fn: Any, values: Any) -> np.ndarray:
+    """``fn`` of every row's value, called once per distinct value (object array)."""
+    uniq, codes = _distinct(values)
     out = np.empty(len(uniq), dtype=object)
-    out[:] = [fn(v) for v in uniq.tolist()]
-    result: np.ndarray = out[inv]
+    out[:] = [fn(v) for v in uniq]
+    result: np.ndarray = out[codes]
     return result
 
 
-def normalize_columns(columns: Mapping[str, Sequence[Any]], roles: Mapping[str, str], n: int
+def normalize_columns(columns: Mapping[str, Any], roles: Mapping[str, str], n: int
                       ) -> dict[str, np.ndarray]:
-    """Column-wise :func:`normalize_record`: role -> normalised values (one per row)."""
+    """Column-wise :func:`normalize_record`: role -> normalised values (one per row). A column
+    is a sequence or an Arrow array."""
     out: dict[str, np.ndarray] = {}
     parts: dict[str, np.ndarray] = {}
-
-    def raw(col: str) -> np.ndarray:
-        arr = np.empty(n, dtype=object)
-        arr[:] = list(columns[col])
-        return arr
-
-    def norm(fn: Any, col: str) -> np.ndarray:
-        return _map(fn, raw(col))
-
     for column, role in roles.items():
         if role == "full_name":
-            split = _map(lambda v: "\x01".join(split_full_name(v)), raw(column))
+            uniq, codes = _distinct(columns[column])
+            split = [split_full_name(v) for v in uniq]
             for k, r in enumerate(("given_name", "second_given_name", "surname")):
-                vals = np.array([s.split("\x01")[k] for s in split.tolist()], dtype=object)
+                per = np.empty(len(split), dtype=object)
+                per[:] = [x[k] for x in split]
+                vals = per[codes]
                 cur = out.get(r)
                 out[r] = vals if cur is None else np.where(cur == "", vals, cur)
             continue
-        vals = norm(NORMALISERS[role], column)
+        vals = _map(NORMALISERS[role], columns[column])
         target = parts if role in _DOB_PART else out
         cur = target.get(role)
         target[role] = vals if cur is None else np.where(vals != "", vals, cur)
@@ -158,12 +176,20 @@ def normalize_columns(columns: Mapping[str, Sequence[Any]], roles: Mapping[str, 
     return {r: v.astype(object) for r, v in out.items()}
 
 
-def _window_pairs(order: np.ndarray, group: np.ndarray, span_of_group: np.ndarray,
-                  max_span: int) -> np.ndarray:
-    """Pairs ``(order[p], order[p + d])`` with both in one group and ``d < span``."""
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and length of each run of equal values in sorted ``keys``."""
+    if not len(keys):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    start = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
+    return start, np.diff(np.append(start, len(keys)))
+
+
+def _window_pairs(order: np.ndarray, start: np.ndarray, size: np.ndarray,
+                  span_of_group: np.ndarray, max_span: int) -> np.ndarray:
+    """Pairs ``(order[p], order[p + d])`` with both in one group (group ``i`` is
+    ``order[start[i]:start[i] + size[i]]``) and ``d`` below the group's span."""
     if len(order) < 2:
         return np.empty((0, 2), np.int64)
-    _, start, size = np.unique(group, return_index=True, return_counts=True)
     gidx = np.repeat(np.arange(len(start)), size)
     pos = np.arange(len(order)) - start[gidx]
     end = size[gidx]
@@ -173,7 +199,7 @@ def _window_pairs(order: np.ndarray, group: np.ndarray, span_of_group: np.ndarra
         ok = (pos + d < end) & (d < span)
         if not ok.any():
             break
-        i = np.nonzero(ok)[0]
+        i = np.flatnonzero(ok)
         out.append(np.stack([order[i], order[i + d]], axis=1))
     return np.concatenate(out) if out else np.empty((0, 2), np.int64)
 
@@ -190,106 +216,314 @@ def _rank(strings: np.ndarray) -> np.ndarray:
     return result
 
 
-def _block_pairs(norm: Mapping[str, np.ndarray], rules: Sequence[BlockingRule], n: int,
-                 rid_rank: np.ndarray, sk_rank: np.ndarray, max_block: int, window: int,
-                 ) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
-    """Unique candidate pairs (a < b), pairs per rule, and each rule's pair codes."""
-    empty = np.full(n, "", dtype=object)
-    codes: list[np.ndarray] = []
+def _block_pairs(role_values: Mapping[str, RoleValues], role_codes: Mapping[str, np.ndarray],
+                 rules: Sequence[BlockingRule], n: int, member_rank: np.ndarray,
+                 max_block: int, window: int) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Unique candidate pairs ``(a, b)``, ``a < b``, sorted; pairs per rule; and per unique
+    pair the bit mask of the rules that yield it.
+
+    A rule's key is an integer code (the parts' transforms run once per distinct value);
+    ``member_rank`` orders a block's members as Beam's ``sorted((sort_key, record id))``.
+    Pairs are de-duplicated across rules by sorting int64 codes ``(a * n + b) << bits | rule``.
+    """
+    bits = max(1, (len(rules) - 1).bit_length())
+    if len(rules) > 62 or (n * n) << bits >= 1 << 63:
+        raise ValueError(f"ID merge table path: {len(rules)} rules over {n} records is beyond "
+                         "its pair codes; use Beam's IdMerge")
+    parts: dict[tuple[str, int | None, str], np.ndarray] = {}
+    packed: list[np.ndarray] = []
     counts: list[int] = []
-    for rule in rules:
-        key = np.full(n, "", dtype=object)
+    for k, rule in enumerate(rules):
+        key = np.zeros(n, np.int64)
         ok = np.ones(n, dtype=bool)
-        for j, (fn, num, role) in enumerate(rule.parts):
-            part = _map(lambda v, fn=fn, num=num: transform(fn, num, v), norm.get(role, empty))
-            ok &= part != ""
-            key = part if j == 0 else key + "|" + part
-        idx = np.nonzero(ok)[0]
+        for part in rule.parts:
+            if part not in parts:
+                fn, num, role = part
+                vals = [transform(fn, num, v) for v in role_values[role].values]
+                pcode = np.asarray(pd.factorize(np.array(vals, dtype=object))[0], np.int64)
+                pcode[np.array([v == "" for v in vals], dtype=bool)] = -1
+                parts[part] = pcode[role_codes[role]]
+            pc = parts[part]
+            ok &= pc >= 0
+            key = np.asarray(pd.factorize(key * (int(pc.max()) + 2) + (pc + 1))[0], np.int64)
+        idx = np.flatnonzero(ok)
         if len(idx) < 2:
             counts.append(0)
-            codes.append(np.empty(0, np.int64))
             continue
-        kcode = _rank(key[idx])
-        order = np.lexsort((rid_rank[idx], sk_rank[idx], kcode))
-        grp = kcode[order]
-        _, size = np.unique(grp, return_counts=True)
+        order = idx[np.argsort(key[idx] * n + member_rank[idx])]
+        start, size = _runs(key[order])
         span = np.where(rule.sorted_window | (size > max_block), window, size)
-        pairs = _window_pairs(idx[order], grp, span, max(max_block, window))
+        pairs = _window_pairs(order, start, size, span, max(max_block, window))
         counts.append(len(pairs))
-        a, b = pairs.min(axis=1), pairs.max(axis=1)
-        codes.append(a.astype(np.int64) * n + b)
-    if not codes:
-        return np.empty((0, 2), np.int64), counts, codes
-    uniq = np.unique(np.concatenate(codes))
-    return np.stack([uniq // n, uniq % n], axis=1), counts, codes
+        lo, hi = pairs.min(axis=1), pairs.max(axis=1)
+        packed.append(((lo * n + hi) << bits) | k)
+        del pairs, lo, hi
+    if not packed:
+        return np.empty((0, 2), np.int64), counts, np.empty(0, np.int64)
+    allp = np.concatenate(packed)
+    del packed
+    allp.sort()
+    bit = allp & ((1 << bits) - 1)  # the rule of each code, then its bit
+    np.left_shift(1, bit, out=bit)
+    allp >>= bits
+    start, _ = _runs(allp)
+    mask = np.bitwise_or.reduceat(bit, start).astype(np.int64 if bits > 5 else np.int32)
+    del bit
+    uniq = allp[start]
+    del allp, start
+    out = np.empty((len(uniq), 2), np.int32 if n < 2**31 else np.int64)
+    out[:, 0] = uniq // n
+    out[:, 1] = uniq % n
+    return out, counts, mask
 
 
+#: pairs compared per chunk (bounds the temporaries of the array comparisons)
+_CHUNK = 1 << 21
 #: roles whose levels are exact / within one edit (e-mail: or same local part) / different
 ONE_EDIT_ROLES = frozenset({"email", "phone", "national_id", "postcode", "street_number"})
+#: roles compared by Jaro-Winkler alone, and the similarity that makes them close
+_JW_ROLES = {"address": 0.88, "address2": 0.88, "city": 0.88}
+_EPS = 1e-9  # margin below a Jaro-Winkler threshold for a bound to decide "different"
 
 
-def _one_edit_levels(role: str, values: list[str], lo: np.ndarray, hi: np.ndarray
-                     ) -> np.ndarray:
-    """:func:`compare` of value pairs ``(values[lo], values[hi])`` for a one-edit role, deciding
-    "different" with array operations where it is certain (lengths two apart, or equal lengths
-    with more than two differing characters), and calling :func:`compare` for the rest."""
-    res = np.full(len(lo), -2, dtype=np.int8)
-    present = np.array([bool(v) for v in values], dtype=bool)
-    res[~(present[lo] & present[hi])] = MISSING
-    vcode = _unique(np.array(values, dtype=object))[1]
-    res[(res == -2) & (vcode[lo] == vcode[hi])] = 0
-    if role == "email":
-        keys = _unique(np.array([email_key(v) if v else "" for v in values], dtype=object))[1]
-        res[(res == -2) & (keys[lo] == keys[hi])] = 1
-    length = np.array([len(v) for v in values], dtype=np.int64)
-    dlen = np.abs(length[lo] - length[hi])
-    res[(res == -2) & (dlen > 1)] = 2
-    same = np.nonzero((res == -2) & (dlen == 0))[0]
-    width = int(length.max()) if len(length) else 0
-    if len(same) and width:
-        chars = np.array(values, dtype=f"<U{width}").view(np.uint32).reshape(len(values), width)
-        for start in range(0, len(same), 200_000):
-            idx = same[start:start + 200_000]
-            differ = (chars[lo[idx]] != chars[hi[idx]]).sum(axis=1)
-            res[idx[differ > 2]] = 2
-    rest = np.nonzero(res == -2)[0]
-    res[rest] = [compare(role, values[x], values[y])
-                 for x, y in zip(lo[rest].tolist(), hi[rest].tolist(), strict=True)]
-    return res
+class RoleValues:
+    """The distinct normalised values of one role, and :func:`compare` of value pairs in bulk.
 
+    Why: at 1M records there are ~20M candidate pairs and most are two strangers. ``levels``
+    equals ``[compare(role, values[x], values[y]) for x, y in pairs]`` exactly, but decides with
+    array operations every pair whose level is certain from cheap facts — a missing or equal
+    value, the lengths, the characters two values share (an upper bound of Jaro-Winkler and of
+    "within one edit"), the birth-date parts — and calls :func:`compare` only for the rest, once
+    per distinct value pair. Beam's per-record path calls :func:`compare` directly, so both
+    paths give the same levels.
+    """
 
-def _gammas(norm: Mapping[str, np.ndarray], roles: Sequence[str], a: np.ndarray,
-            b: np.ndarray, role_codes: Mapping[str, tuple[np.ndarray, np.ndarray]]
-            ) -> np.ndarray:
-    """(k, len(roles)) int8 levels, computing :func:`compare` once per distinct value pair."""
-    out = np.full((len(a), len(roles)), MISSING, dtype=np.int8)
-    for j, role in enumerate(roles):
-        uniq, code = role_codes[role]
-        ca, cb = code[a], code[b]
-        nu = len(uniq)
-        cc = np.minimum(ca, cb).astype(np.int64) * nu + np.maximum(ca, cb)
-        pu, inv = np.unique(cc, return_inverse=True)
-        ul = uniq.tolist()
-        if role in ONE_EDIT_ROLES and len(pu):
-            lv = _one_edit_levels(role, ul, pu // nu, pu % nu)
+    def __init__(self, role: str, values: Sequence[str]) -> None:
+        self.role = role
+        self.values = list(values)
+        nu = len(self.values)
+        self.length = np.fromiter((len(v) for v in self.values), np.int64, nu)
+        self.present = self.length > 0
+        # byte matrices need plain ASCII without NUL (padding) or CR (jellyfish graphemes)
+        self.ascii = all(v.isascii() and "\x00" not in v and "\r" not in v for v in self.values)
+        self.short = self.ascii and (not nu or int(self.length.max()) < 256)
+        self._chars: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
+        self._prefix4: np.ndarray | None = None
+        self._dob: tuple[np.ndarray, ...] | None = None
+        self._key: np.ndarray | None = None
+
+    @property
+    def chars(self) -> np.ndarray:
+        """``(values, width)`` uint8 (ASCII) or uint32 code points, zero-padded."""
+        if self._chars is None:
+            width = max(1, int(self.length.max()) if len(self.length) else 1)
+            if self.ascii:
+                arr = np.array(self.values, dtype=f"S{width}").view(np.uint8)
+            else:
+                arr = np.array(self.values, dtype=f"<U{width}").view(np.uint32)
+            self._chars = arr.reshape(len(self.values), width)
+        return self._chars
+
+    @property
+    def hist(self) -> np.ndarray:
+        """``(values, words)`` uint64: each value's character counts, one byte per character
+        of the role's alphabet, eight to a word (ASCII values shorter than 256 only)."""
+        if self._hist is None:
+            chars = self.chars
+            alphabet = np.flatnonzero(np.bincount(chars.ravel(), minlength=256)[1:]) + 1
+            lut = np.zeros(256, np.int64)
+            lut[alphabet] = np.arange(len(alphabet))
+            words = max(1, -(-len(alphabet) // 8))
+            hist = np.zeros((len(self.values), words * 8), np.uint8)
+            for w in range(chars.shape[1]):
+                rows = np.flatnonzero(chars[:, w])
+                hist[rows, lut[chars[rows, w]]] += 1
+            self._hist = hist.view(np.uint64)
+        return self._hist
+
+    @property
+    def prefix4(self) -> np.ndarray:
+        """Each value's first four bytes as one little-endian uint32 (zero-padded)."""
+        if self._prefix4 is None:
+            c = self.chars[:, :4]
+            if c.shape[1] < 4:
+                c = np.pad(c, ((0, 0), (0, 4 - c.shape[1])))
+            self._prefix4 = np.ascontiguousarray(c).view("<u4").reshape(-1)
+        return self._prefix4
+
+    def _shared_chars(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """How many characters (with multiplicity) ``values[x]`` and ``values[y]`` share: the
+        byte-wise minimum of the two count words, its bytes summed by one multiplication (no
+        byte sum can carry: it is at most the shorter length, < 256)."""
+        h = self.hist
+        hx, hy = h[x], h[y]
+        m = np.minimum(hx.view(np.uint8), hy.view(np.uint8)).view(np.uint64)
+        m *= np.uint64(0x0101010101010101)
+        m >>= np.uint64(56)
+        out: np.ndarray = m.sum(axis=1, dtype=np.int64) if m.shape[1] > 1 else m[:, 0].astype(
+            np.int64)
+        return out
+
+    def _jw_bound(self, x: np.ndarray, y: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """An upper bound of ``jellyfish.jaro_winkler_similarity``: Jaro's matches are at most
+        the shared characters (no transpositions), the prefix bonus at most the real common
+        prefix (up to 4)."""
+        la, lb = self.length[x], self.length[y]
+        m = shared.astype(np.float64)
+        j = np.where(shared > 0, (m / np.maximum(la, 1) + m / np.maximum(lb, 1) + 1.0) / 3.0, 0.0)
+        xor = self.prefix4[x] ^ self.prefix4[y]
+        prefix = (((xor & 0xFF) == 0).astype(np.int64) + ((xor & 0xFFFF) == 0)
+                  + ((xor & 0xFFFFFF) == 0) + (xor == 0))
+        prefix = np.minimum(prefix, np.minimum(la, lb))
+        out: np.ndarray = j + 0.1 * prefix * (1.0 - j)
+        return out
+
+    def _dob_parts(self) -> tuple[np.ndarray, ...]:
+        """Per value: valid (8 digits), year, month, day, sorted year digits, reversed day,
+        and the digit matrix."""
+        if self._dob is None:
+            c = self.chars.astype(np.int64)
+            if c.shape[1] < 8:
+                c = np.pad(c, ((0, 0), (0, 8 - c.shape[1])))
+            d = c[:, :8] - 48
+            valid = (self.length == 8) & ((d >= 0) & (d <= 9)).all(axis=1) & self.ascii
+            d = np.where(valid[:, None], d, 0)
+            year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+            ys = np.sort(d[:, :4], axis=1)
+            ysorted = ys[:, 0] * 1000 + ys[:, 1] * 100 + ys[:, 2] * 10 + ys[:, 3]
+            self._dob = (valid, year, d[:, 4] * 10 + d[:, 5], d[:, 6] * 10 + d[:, 7], ysorted,
+                         d[:, 7] * 10 + d[:, 6], d.astype(np.int8))
+        return self._dob
+
+    def _dob_levels(self, x: np.ndarray, y: np.ndarray, res: np.ndarray) -> None:
+        """:func:`model._compare_dob` in arrays, for pairs of two valid 8-digit dates."""
+        valid, year, month, day, ysorted, dayrev, digits = self._dob_parts()
+        k = np.flatnonzero((res == -2) & valid[x] & valid[y])
+        if not len(k):
+            return
+        x, y = x[k], y[k]
+        ya, yb, ma, mb, da, db = year[x], year[y], month[x], month[y], day[x], day[y]
+        yk, mk, dk = (ya != 0) & (yb != 0), (ma != 0) & (mb != 0), (da != 0) & (db != 0)
+        wy, wm, wd = yk & (ya != yb), mk & (ma != mb), dk & (da != db)
+        wrong = wy.astype(np.int8) + wm + wd
+        ydig = (digits[x, :4] != digits[y, :4]).sum(axis=1)
+        ddig = (digits[x, 6:8] != digits[y, 6:8]).sum(axis=1)
+        slip_year = wy & ((np.abs(ya - yb) == 1) | (ysorted[x] == ysorted[y]) | (ydig == 1))
+        slip_day = (ma == mb) & wd & ((ddig == 1) | (dayrev[x] == db))
+        lv = np.where(wrong == 1, np.where(slip_year | slip_day, 1, 2), 3)
+        swap = (ma == db) & (da == mb) & (ya == yb) & (ma != 0) & (da != 0) & (mb != 0) & (db != 0)
+        lv = np.where(swap, 1, lv)
+        lv = np.where(wrong == 0, 0, lv)
+        res[k] = np.where(yk | mk | dk, lv, MISSING)
+
+    def levels(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``compare(role, values[x[i]], values[y[i]])`` for every ``i`` (int8)."""
+        role = self.role
+        res = np.full(len(x), -2, dtype=np.int8)
+        res[~(self.present[x] & self.present[y])] = MISSING
+        if role == "dob":
+            self._dob_levels(x, y, res)
         else:
-            lv = np.array([compare(role, ul[x // nu], ul[x % nu]) for x in pu.tolist()],
-                          dtype=np.int8)
-        out[:, j] = lv[inv.reshape(-1)] if len(pu) else MISSING
-    if "given_name" in roles and "surname" in roles:
+            res[(res == -2) & (x == y)] = 0
+            if role == "state":
+                res[res == -2] = 1
+            elif role in NAME_ROLES:
+                self._name_levels(x, y, res)
+            elif role in _JW_ROLES and self.short:
+                k = np.flatnonzero(res == -2)
+                if len(k):
+                    xk, yk = x[k], y[k]
+                    bound = self._jw_bound(xk, yk, self._shared_chars(xk, yk))
+                    res[k[bound < _JW_ROLES[role] - _EPS]] = 2
+            elif role in ONE_EDIT_ROLES:
+                self._one_edit_levels(x, y, res)
+        rest = np.flatnonzero(res == -2)
+        if len(rest):
+            nu = len(self.values)
+            pair = x[rest].astype(np.int64) * nu + y[rest]
+            code, distinct = pd.factorize(pair)
+            vals = self.values
+            lv = np.array([compare(role, vals[p // nu], vals[p % nu])
+                           for p in distinct.tolist()], dtype=np.int8)
+            res[rest] = lv[code]
+        return res
+
+    def _name_levels(self, x: np.ndarray, y: np.ndarray, res: np.ndarray) -> None:
+        k = np.flatnonzero(res == -2)
+        if not len(k) or not self.short:
+            return
+        xk, yk = x[k], y[k]
+        la, lb = self.length[xk], self.length[yk]
+        initial = (la == 1) | (lb == 1)
+        first = self.chars[:, 0]
+        res[k[initial]] = np.where(first[xk[initial]] == first[yk[initial]], 2, 3)
+        k, xk, yk, la, lb = k[~initial], xk[~initial], yk[~initial], la[~initial], lb[~initial]
+        shared = self._shared_chars(xk, yk)
+        may_be_one_edit = (np.abs(la - lb) <= 1) & (shared >= np.maximum(la, lb) - 1)
+        far = ~may_be_one_edit & (self._jw_bound(xk, yk, shared) < 0.80 - _EPS)
+        res[k[far]] = 3
+
+    def _one_edit_levels(self, x: np.ndarray, y: np.ndarray, res: np.ndarray) -> None:
+        """Exact / within one edit (e-mail: or the same local part) / different: "different"
+        is certain when the lengths are two apart, when equal lengths differ in more than two
+        places, or when too few characters are shared for one edit."""
+        if self.role == "email":
+            if self._key is None:
+                self._key = pd.factorize(np.array(
+                    [email_key(v) if v else "" for v in self.values], dtype=object))[0]
+            res[(res == -2) & (self._key[x] == self._key[y])] = 1
+        la, lb = self.length[x], self.length[y]
+        dlen = np.abs(la - lb)
+        res[(res == -2) & (dlen > 1)] = 2
+        k = np.flatnonzero(res == -2)
+        if not len(k):
+            return
+        if self.short:
+            far = self._shared_chars(x[k], y[k]) < np.maximum(la[k], lb[k]) - 1
+            res[k[far]] = 2
+            k = k[~far]
+        k = k[dlen[k] == 0]
+        if len(k):
+            c = self.chars
+            res[k[(c[x[k]] != c[y[k]]).sum(axis=1) > 2]] = 2
+
+
+def _gammas(roles: Sequence[str], a: np.ndarray, b: np.ndarray,
+            role_values: Mapping[str, RoleValues], role_codes: Mapping[str, np.ndarray]
+            ) -> np.ndarray:
+    """(k, len(roles)) int8 levels of pairs ``(a[i], b[i])``: :func:`model.gamma` in bulk,
+    swapped given name and surname included, in chunks of :data:`_CHUNK` pairs."""
+    out = np.full((len(a), len(roles)), MISSING, dtype=np.int8)
+    swap = "given_name" in roles and "surname" in roles
+    if swap:
         gi, si = roles.index("given_name"), roles.index("surname")
-        g, s = norm["given_name"], norm["surname"]
-        g1 = np.array([x[:1] for x in g.tolist()], dtype=object)
-        s1 = np.array([x[:1] for x in s.tolist()], dtype=object)
-        maybe = np.nonzero((out[:, gi] >= 2) & (out[:, si] >= 2) & (g1[a] == s1[b])
-                           & (s1[a] == g1[b]) & (g1[a] != ""))[0]
-        sw = np.array([swapped(int(out[k, gi]), int(out[k, si]), ga, sa, gb, sb)
-                       for k, ga, sa, gb, sb in zip(
-                           maybe.tolist(), g[a[maybe]].tolist(), s[a[maybe]].tolist(),
-                           g[b[maybe]].tolist(), s[b[maybe]].tolist(), strict=True)],
-                      dtype=bool)
-        out[maybe[sw], gi] = 1
-        out[maybe[sw], si] = 1
+        gv, sv = role_values["given_name"], role_values["surname"]
+        letters: dict[str, int] = {"": 0}
+        g1 = np.array([letters.setdefault(v[:1], len(letters)) for v in gv.values], np.int64)
+        s1 = np.array([letters.setdefault(v[:1], len(letters)) for v in sv.values], np.int64)
+    for lo in range(0, len(a), _CHUNK):
+        aa, bb = a[lo:lo + _CHUNK], b[lo:lo + _CHUNK]
+        g = out[lo:lo + _CHUNK]
+        for j, role in enumerate(roles):
+            code = role_codes[role]
+            g[:, j] = role_values[role].levels(code[aa], code[bb])
+        if not swap:
+            continue
+        gc, sc = role_codes["given_name"], role_codes["surname"]
+        ga, sa, gb, sb = gc[aa], sc[aa], gc[bb], sc[bb]
+        maybe = np.flatnonzero((g[:, gi] >= 2) & (g[:, si] >= 2) & (g1[ga] == s1[sb])
+                               & (s1[sa] == g1[gb]) & (g1[ga] != 0))
+        if not len(maybe):
+            continue
+        gvals, svals = gv.values, sv.values
+        sw = np.array([swapped(int(g[k, gi]), int(g[k, si]), gvals[w], svals[x], gvals[y],
+                               svals[z])
+                       for k, w, x, y, z in zip(maybe.tolist(), ga[maybe].tolist(),
+                                                sa[maybe].tolist(), gb[maybe].tolist(),
+                                                sb[maybe].tolist(), strict=True)], dtype=bool)
+        g[maybe[sw], gi] = 1
+        g[maybe[sw], si] = 1
     return out
 
 
@@ -319,11 +553,6 @@ def _level_counts(g: np.ndarray) -> dict[tuple[int, int], int]:
     return out
 
 
-def _pattern_counts(enc: np.ndarray, width: int) -> dict[tuple[int, ...], int]:
-    pc, pn = np.unique(enc, return_counts=True)
-    return {_decode(int(c), width): int(k) for c, k in zip(pc.tolist(), pn.tolist(), strict=True)}
-
-
 def _scores(model: FSModel, g: np.ndarray, a: np.ndarray,
             tf_w: Sequence[np.ndarray]) -> np.ndarray:
     total = np.full(len(g), model.prior, dtype=np.float64)
@@ -336,7 +565,7 @@ def _scores(model: FSModel, g: np.ndarray, a: np.ndarray,
     return total
 
 
-def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: LinkConfig,
+def link_table(columns: Mapping[str, Any], rids: Sequence[str], cfg: LinkConfig,
                truth: Sequence[Any] | None = None) -> Linked:
     n = len(rids)
     roles = model_roles(cfg.roles)
@@ -356,46 +585,54 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
         if r not in norm or not n:
             continue
         uniq, code = _unique(norm[r])
-        pair = np.unique(code.astype(np.int64) * (int(sig_code.max()) + 1) + sig_code)
+        pair = pd.unique(code.astype(np.int64) * (int(sig_code.max()) + 1) + sig_code)
         people = np.bincount((pair // (int(sig_code.max()) + 1)).astype(np.int64),
                              minlength=len(uniq))
         bad = (people >= cfg.placeholder_people) & (uniq != "")
         if bad.any():
             placeholders[r] = int(bad.sum())
             norm[r] = np.where(bad[code], "", norm[r]).astype(object)
-    role_codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    role_values: dict[str, RoleValues] = {}
+    role_codes: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for r in roles:
         uniq, code = _unique(norm[r])
-        role_codes[r] = (uniq, code)
+        role_values[r] = RoleValues(r, uniq.tolist())
+        role_codes[r] = code
         counts[r] = np.bincount(code, minlength=len(uniq))[code] if n else code
     sk = np.array([sort_key({"surname": s, "given_name": g, "dob": d}) for s, g, d in zip(
         norm.get("surname", empty).tolist(), norm.get("given_name", empty).tolist(),
         norm.get("dob", empty).tolist(), strict=True)], dtype=object)
-    pairs, rule_pairs, rule_codes = _block_pairs(
-        norm, cfg.rules, n, rid_rank, _rank(sk) if n else sk, cfg.max_block_size, cfg.window)
+    member_rank = np.empty(n, np.int64)
+    member_rank[np.lexsort((rid_rank, _rank(sk)))] = np.arange(n)
+    del sk
+    pairs, rule_pairs, rule_mask = _block_pairs(
+        role_values, role_codes, cfg.rules, n, member_rank, cfg.max_block_size, cfg.window)
     a, b = pairs[:, 0], pairs[:, 1]
-    g = _gammas(norm, roles, a, b, role_codes)
+    g = _gammas(roles, a, b, role_values, role_codes)
     # u from pseudo-random pairs (buckets by hash of record id), m and lambda by EM
     nb = random_bucket_count(n, cfg.random_pairs)
     bucket = np.array([rid_bucket(str(x), nb) for x in rid_arr.tolist()], dtype=np.int64)
     border = np.lexsort((rid_rank, bucket))
-    bsize = np.bincount(bucket, minlength=nb)
-    bsize = bsize[bsize > 0]
-    rpairs = _window_pairs(border, bucket[border], bsize, int(bsize.max()) if n else 1)
-    rg = _gammas(norm, roles, rpairs[:, 0], rpairs[:, 1], role_codes)
+    bstart, bsize = _runs(bucket[border])
+    rpairs = _window_pairs(border, bstart, bsize, bsize, int(bsize.max()) if n else 1)
+    rg = _gammas(roles, rpairs[:, 0], rpairs[:, 1], role_values, role_codes)
     rlevels = _level_counts(rg)
-    enc = _encode(g)
-    patterns = _pattern_counts(enc, len(roles))
-    uniq_codes = pairs[:, 0] * n + pairs[:, 1]
+    # comparison patterns as small integers: overall counts and counts per blocking rule
+    pat_id, pat_codes = pd.factorize(_encode(g))
+    pat_id = np.asarray(pat_id, np.int64)
+    pats = [_decode(int(c), len(roles)) for c in np.asarray(pat_codes).tolist()]
+    patterns = dict(zip(pats, np.bincount(pat_id, minlength=len(pats)).tolist(), strict=True))
     session_patterns: dict[tuple[int, tuple[int, ...]], int] = {}
-    for k, rc in enumerate(rule_codes):
-        if len(rc):
-            for pat, cnt in _pattern_counts(enc[np.searchsorted(uniq_codes, rc)],
-                                            len(roles)).items():
+    for k in range(len(cfg.rules)):
+        sel = pat_id[(rule_mask >> k) & 1 == 1]
+        for pat, cnt in zip(pats, np.bincount(sel, minlength=len(pats)).tolist(), strict=True):
+            if cnt:
                 session_patterns[(k, pat)] = cnt
+    del pat_id, rule_mask
     model = fit_model(roles, session_patterns, training_sessions([r.roles for r in cfg.rules]),
-                      patterns, rlevels, n, max_iterations=cfg.em_iterations, tf=cfg.tf)
+                      {p: c for p, c in patterns.items() if c}, rlevels, n,
+                      max_iterations=cfg.em_iterations, tf=cfg.tf)
     tf_w = []
     for j, r in enumerate(roles):  # one exact_weight call per distinct count
         if not n:
@@ -429,7 +666,7 @@ def link_table(columns: Mapping[str, Sequence[Any]], rids: Sequence[str], cfg: L
             ia.append(cc[ti])
             ib.append(cc[tj])
         aa, bb = np.concatenate(ia), np.concatenate(ib)
-        cg = _gammas(norm, roles, aa, bb, role_codes)
+        cg = _gammas(roles, aa, bb, role_values, role_codes)
         cs = _scores(model, cg, aa, tf_w)
         bad = (cs < cfg.cannot_link_below) | _veto(cg, roles)
         cannot: dict[int, list[tuple[str, str]]] = {}
