@@ -361,3 +361,19 @@ def _placeholders(norm: list[dict[str, str]], role: str) -> set[str]:
         if rec.get(role):
             people.setdefault(rec[role], set()).add(signature(rec))
     return {v for v, s in people.items() if len(s) >= 5}
+
+
+def test_array_components_equal_union_find() -> None:
+    import numpy as np
+
+    from headwater.steps.linkage.table import _components
+
+    rng = np.random.default_rng(3)
+    for n, k in ((1, 0), (50, 0), (200, 150), (2000, 1900), (2000, 6000)):
+        edges = rng.integers(0, n, (k, 2))
+        uf: UnionFind[int] = UnionFind(range(n))
+        for a, b in edges.tolist():
+            uf.union(a, b)
+        assert _components(n, edges) == uf.groups()
+    chain = np.array([[i, i + 1] for i in range(999, -1, -1)])  # a long path, hooked backwards
+    assert _components(1001, chain) == [list(range(1001))]

@@ -126,7 +126,7 @@ def assign_stable_ids(
     """
     prev = previous or {}
     claims: list[tuple[int, str, int, str]] = []  # (-votes, smallest member, cluster no, uid)
-    for ci, members in enumerate(clusters):
+    for ci, members in enumerate(clusters if prev else ()):
         votes = Counter(prev[r] for r in members if r in prev)
         for uid, n in votes.items():
             claims.append((-n, members[0], ci, uid))
@@ -144,7 +144,7 @@ def assign_stable_ids(
         uid_or_none = owner.get(ci)
         if uid_or_none is None:
             counts["new"] += 1
-            if any(r in prev for r in members):
+            if prev and any(r in prev for r in members):
                 counts["split"] += 1
             salt = 0
             uid = new_user_id(members[0], prefix, salt)

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from headwater.steps.linkage.blocking import BlockingRule, email_key, sort_key, transform
-from headwater.steps.linkage.clustering import UnionFind, consistent_clusters
+from headwater.steps.linkage.clustering import consistent_clusters
 from headwater.steps.linkage.model import (
     COMPARISONS,
     MISSING,
@@ -645,10 +645,7 @@ def link_table(columns: Mapping[str, Any], rids: Sequence[str], cfg: LinkConfig,
     veto = _veto(g, roles)
     matched = (scores >= cfg.threshold) & ~veto
     # connected components, then the consistency split of each
-    uf: UnionFind[int] = UnionFind(range(n))
-    for x, y in pairs[matched].tolist():
-        uf.union(x, y)
-    components = uf.groups()
+    components = _components(n, pairs[matched])
     clusters: list[list[int]] = []
     split = 0
     big = [c for c in components if len(c) > 2 and cfg.consistency and len(c) <= cfg.max_component]
@@ -672,7 +669,7 @@ def link_table(columns: Mapping[str, Any], rids: Sequence[str], cfg: LinkConfig,
         cannot: dict[int, list[tuple[str, str]]] = {}
         for x, y in zip(aa[bad].tolist(), bb[bad].tolist(), strict=True):
             cannot.setdefault(root[x], []).append((str(rid_arr[x]), str(rid_arr[y])))
-        pos = {str(r): i for i, r in enumerate(rid_arr.tolist())}
+        pos = {str(rid_arr[x]): x for x in root}
     bigset = {c[0] for c in big}
     for c in components:
         if c[0] not in bigset:
@@ -685,6 +682,31 @@ def link_table(columns: Mapping[str, Any], rids: Sequence[str], cfg: LinkConfig,
     clusters.sort(key=lambda c: c[0])
     return Linked(norm, pairs, scores, matched, clusters, components, model, rule_pairs,
                   placeholders, split)
+
+
+def _components(n: int, edges: np.ndarray) -> list[list[int]]:
+    """Connected components of records ``0..n-1`` joined by ``edges``, as
+    :meth:`UnionFind.groups` gives them (each sorted, ordered by smallest member), in arrays:
+    roots hook onto the smaller label across each edge, then labels jump to their roots, until
+    every edge is inside one label (the label is the component's smallest member)."""
+    label = np.arange(n)
+    a, b = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64)
+    while len(a):
+        la, lb = label[a], label[b]
+        if (la == lb).all():
+            break
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
+        while True:
+            jumped = label[label]
+            if (jumped == label).all():
+                break
+            label = jumped
+    order = np.argsort(label, kind="stable")
+    start, size = _runs(label[order])
+    flat = order.tolist()
+    return [flat[s:s + z] for s, z in zip(start.tolist(), size.tolist(), strict=True)]
 
 
 def _veto(g: np.ndarray, roles: Sequence[str]) -> np.ndarray:
