@@ -155,3 +155,34 @@ def test_opt_out(s3_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert cat.store.cache is None
     assert not (tmp_path / "home" / "cache").exists()
     cat.close()
+
+
+@pytest.mark.xdist_group("emulators")
+def test_warm_get_of_many_batches_sends_no_request(
+        s3_server, s3_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """1,200 packed files: several batches fetched by several threads at once, all of which
+    need the pack indexes. With the cache warm, every thread waits for the one loading the
+    cached indexes (slowed down here) instead of going on without them and listing the
+    store."""
+    import time
+
+    from headwater import _failpoints
+
+    monkeypatch.setenv("HEADWATER_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    for i in range(1200):
+        (src / f"d{i % 5}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 5}" / f"f{i:04d}.txt").write_bytes(f"{i}\n".encode() * (1 + i % 40))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    cat = Catalog.open(url, store_url=s3_store.url, store_options=s3_store.storage_options)
+    cat.log(src, name="many")
+    cat.close()
+    monkeypatch.setitem(_failpoints.HOOKS, "packs.load_cached", lambda: time.sleep(0.3))
+    for n, expect_requests in ((1, True), (2, False)):
+        before = len(_requests(s3_server, s3_store.bucket))
+        cat = Catalog.open(url, store_url=s3_store.url, store_options=s3_store.storage_options)
+        out = cat.checkout(cat.get("many@1"), tmp_path / f"o{n}")
+        cat.close()
+        sent = _requests(s3_server, s3_store.bucket)[before:]
+        assert _tree(out) == _tree(src)
+        assert bool(sent) == expect_requests, sent

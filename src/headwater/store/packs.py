@@ -38,6 +38,7 @@ from headwater.errors import HeadwaterError
 from headwater.store.hashing import DIGEST_HEX_LEN, hash_bytes
 
 if TYPE_CHECKING:
+    from headwater.store.cache import ReadCache
     from headwater.store.objects import ObjectStore
 
 PACKS_DIR = "packs"
@@ -195,7 +196,13 @@ class PackSet:
         cache = self.store.cache
         if self.loaded or self.from_cache or cache is None:
             return
-        self.from_cache = True
+        with self._refreshing:  # threads arriving together wait for the one loading
+            if not (self.loaded or self.from_cache):
+                self._load_cached(cache)
+                self.from_cache = True
+
+    def _load_cached(self, cache: ReadCache) -> None:
+        _failpoints.reached("packs.load_cached")
         raw = cache.get_aux(self._seen_key())
         try:
             seen = json.loads(raw) if raw is not None else {}
