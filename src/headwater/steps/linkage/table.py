@@ -239,9 +239,13 @@ def _block_pairs(role_values: Mapping[str, RoleValues], role_codes: Mapping[str,
         for part in rule.parts:
             if part not in parts:
                 fn, num, role = part
-                vals = [transform(fn, num, v) for v in role_values[role].values]
-                pcode = np.asarray(pd.factorize(np.array(vals, dtype=object))[0], np.int64)
-                pcode[np.array([v == "" for v in vals], dtype=bool)] = -1
+                rv = role_values[role]
+                if fn == "exact":  # the role's own codes (its values are distinct)
+                    pcode = np.where(rv.present, np.arange(len(rv.values)), -1)
+                else:
+                    vals = [transform(fn, num, v) for v in rv.values]
+                    pcode = np.asarray(pd.factorize(np.array(vals, dtype=object))[0], np.int64)
+                    pcode[np.array([v == "" for v in vals], dtype=bool)] = -1
                 parts[part] = pcode[role_codes[role]]
             pc = parts[part]
             ok &= pc >= 0
@@ -283,6 +287,7 @@ _CHUNK = 1 << 21
 ONE_EDIT_ROLES = frozenset({"email", "phone", "national_id", "postcode", "street_number"})
 #: roles compared by Jaro-Winkler alone, and the similarity that makes them close
 _JW_ROLES = {"address": 0.88, "address2": 0.88, "city": 0.88}
+_TABLE_VALUES = 1000  # a role with at most this many distinct values gets a table of levels
 _EPS = 1e-9  # margin below a Jaro-Winkler threshold for a bound to decide "different"
 
 
@@ -312,6 +317,7 @@ class RoleValues:
         self._prefix4: np.ndarray | None = None
         self._dob: tuple[np.ndarray, ...] | None = None
         self._key: np.ndarray | None = None
+        self._table: np.ndarray | None = None
 
     @property
     def chars(self) -> np.ndarray:
@@ -418,7 +424,18 @@ class RoleValues:
         res[k] = np.where(yk | mk | dk, lv, MISSING)
 
     def levels(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``compare(role, values[x[i]], values[y[i]])`` for every ``i`` (int8)."""
+        """``compare(role, values[x[i]], values[y[i]])`` for every ``i`` (int8). A role with
+        few distinct values (cities, states) and many pairs has every level in a table."""
+        nu = len(self.values)
+        if self._table is None and nu <= _TABLE_VALUES and len(x) > nu * nu:
+            grid = np.arange(nu * nu)
+            self._table = self._levels(grid // nu, grid % nu).reshape(nu, nu)
+        if self._table is not None:
+            out: np.ndarray = self._table[x, y]
+            return out
+        return self._levels(x, y)
+
+    def _levels(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         role = self.role
         res = np.full(len(x), -2, dtype=np.int8)
         res[~(self.present[x] & self.present[y])] = MISSING
@@ -657,9 +674,12 @@ def link_table(columns: Mapping[str, Any], rids: Sequence[str], cfg: LinkConfig,
                 rx, ry = str(rid_arr[x]), str(rid_arr[y])
                 edge_of.setdefault(root[x], []).append((s, min(rx, ry), max(rx, ry)))
         ia, ib = [], []
+        tri: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in big:
             cc = np.array(c, dtype=np.int64)
-            ti, tj = np.triu_indices(len(c), 1)
+            if len(c) not in tri:
+                tri[len(c)] = np.triu_indices(len(c), 1)
+            ti, tj = tri[len(c)]
             ia.append(cc[ti])
             ib.append(cc[tj])
         aa, bb = np.concatenate(ia), np.concatenate(ib)
