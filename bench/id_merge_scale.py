@@ -14,6 +14,7 @@ merge then runs in a fresh child process so its peak RSS is the merge's own.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -69,9 +70,10 @@ def main(argv: list[str]) -> None:
     synth = "--synth" in argv
     sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 100_000, 1_000_000]
     base: float | None = None
+    print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"{'records':>9} {'generate s':>10} {'clean s':>8} {'merge s':>8} {'us/rec':>7} "
-          f"{'x vs 1st':>8} {'cand pairs':>10} {'blk recall':>10} {'pair F1':>7} "
-          f"{'clust F1':>8} {'merge RSS MB':>12}")
+          f"{'x vs 1st':>8} {'cand pairs':>10} {'pairs/rec':>9} {'blk recall':>10} "
+          f"{'pair F1':>7} {'clust F1':>8} {'merge RSS MB':>12}")
     for n in sizes:
         path, gen, clean = prepare(n, synth)
         out = subprocess.run([sys.executable, __file__, "--merge", str(path),
@@ -81,7 +83,8 @@ def main(argv: list[str]) -> None:
         per = r["secs"] / r["rows"] * 1e6
         base = base or per
         print(f"{n:>9} {gen:>10.1f} {clean:>8.1f} {r['secs']:>8.1f} {per:>7.1f} "
-              f"{per / base:>8.2f} {r['cand']:>10} {r['recall']:>10.4f} {r['pf1']:>7.4f} "
+              f"{per / base:>8.2f} {r['cand']:>10} {r['cand'] / r['rows']:>9.2f} "
+              f"{r['recall']:>10.4f} {r['pf1']:>7.4f} "
               f"{r['cf1']:>8.4f} {r['rss_mb']:>12.0f}", flush=True)
 
 
