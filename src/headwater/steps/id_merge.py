@@ -49,9 +49,8 @@ class IdMergeParams(StepParams):
     ``blocking``: rules (see :mod:`headwater.steps.linkage.blocking`; empty = defaults for the
     mapped roles); ``threshold``: match weight in bits (prior included; 10 bits ≈ 0.999);
     ``max_block_size``/``window``: blocking caps (a block of up to ``max_block_size`` records
-    is compared all-pairs, a larger one by a sorted window; the default 11 = 2 * window - 1 is
-    where all-pairs stops costing fewer pairs per record than the window); ``random_pairs``:
-    pairs measured for ``u``; ``placeholder_people``: a contact value (e-mail, phone, national
+    is compared all-pairs, a larger one by a sorted window); ``random_pairs``: pairs measured
+    for ``u``; ``placeholder_people``: a contact value (e-mail, phone, national
     id, address) shared by this many different people is a placeholder and weighs nothing;
     ``cannot_link_below``: a pair scoring below this (bits) is never put in one cluster;
     ``consistency``: split components that would chain strangers; ``tf_adjust``:
@@ -67,7 +66,7 @@ class IdMergeParams(StepParams):
     id_column: str = "record_id"
     blocking: tuple[str, ...] = ()
     threshold: float = 10.0
-    max_block_size: int = 11
+    max_block_size: int = 20
     window: int = 6
     random_pairs: int = 100_000
     em_iterations: int = 40
