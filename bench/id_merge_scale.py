@@ -51,7 +51,8 @@ def merge(path: str, synth: bool) -> None:
     from headwater.steps.id_merge import IdMergeParams, IdMergeStep
     from headwater.steps.linkage.synth import SYNTH_ROLES
     t = pq.read_table(path)
-    params = (IdMergeParams(roles=SYNTH_ROLES, truth_column="person_id") if synth
+    params = (IdMergeParams(roles=tuple(sorted(SYNTH_ROLES.items())), truth_column="person_id")
+              if synth
               else IdMergeParams(truth_column="_true_person_id"))
     t0 = time.perf_counter()
     res = IdMergeStep(params).run_table(t)
