@@ -216,6 +216,24 @@ class ObjectStore:
             return set()
         return {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries}
 
+    def list_loose(self) -> dict[str, set[str]]:
+        """Every loose object's name (digest minus its prefix), by 2-hex prefix: what
+        :meth:`missing` lists for a snapshot touching every prefix, listed the same way (256
+        ``listdir`` locally; remotely 16 streamed listings where the backend has them, else
+        256 prefix listings in parallel). A prefix with no object maps to an empty set."""
+        out: dict[str, set[str]] = {f"{i:02x}": set() for i in range(256)}
+        if not self.local and backends.protocol_of(self.url) in _PREFIX_FIND:
+            with ThreadPoolExecutor(max_workers=LIST_WORKERS) as pool:
+                for found in pool.map(self._list_stream, "0123456789abcdef"):
+                    for digest in found:
+                        out[digest[:2]].add(digest[2:])
+            return out
+        workers = 1 if self.local else LIST_WORKERS
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for prefix, names in zip(out, pool.map(self.list_prefix, list(out)), strict=True):
+                out[prefix] = names
+        return out
+
     def has(self, digest: str) -> bool:
         return not self.missing([digest])
 

@@ -310,7 +310,7 @@ class PackWriter:
         self._on_published = on_published
         self.packs_written = 0
 
-    def add(self, digest: str, data: bytes) -> bool:
+    def add(self, digest: str, data: bytes | memoryview) -> bool:
         """Append ``data`` (already hashed to ``digest``); False if this writer has it already."""
         if digest in self._claimed:
             return False

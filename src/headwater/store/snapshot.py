@@ -13,12 +13,17 @@ each file's ``stat`` is looked up in the stat cache, so an unchanged file is not
 others are hashed by a pool of threads in batches, overlapping the walk. Into a local store a
 small file is read once: hashed from memory and, if its digest is new, written from the same
 bytes. Large files are hashed by BLAKE3's own threads, and copied (re-hashed on the way) only if
-new. Into a remote store files are hashed first; one batched existence check (a LIST per digest
-prefix) then says which to upload, and those are uploaded in parallel, re-hashed as they stream.
+new. Into a packing store (remote by default, ADR 0005) a small file is read once too: once more
+than :data:`PACK_AFTER` need hashing, the store is listed once (loose objects and pack indexes)
+and each new small file is appended to a pack from the walk's buffer, whole packs uploading while
+the walk goes on. Into a remote store the other files are hashed first; one batched existence
+check (a LIST per digest prefix) then says which to upload, and those are uploaded in parallel,
+re-hashed as they stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -43,6 +48,7 @@ from headwater.store.manifest import (
     object_line,
 )
 from headwater.store.objects import ObjectStore
+from headwater.store.packs import PackWriter
 from headwater.store.paths import check_relpath
 from headwater.store.statcache import (
     RECENT_NS,
@@ -68,6 +74,10 @@ HELPER_MIN_DIRS = 256
 RECHECK_ALL_AFTER_S = 1800.0
 #: Files up to this size are read whole: hashed and published from one buffer.
 SMALL_MAX = 4 * CHUNK
+#: Into a packing store, small files hashed (and kept in memory) before the store is listed
+#: once: fewer are checked after the walk (a few requests); more start the listing, and from
+#: then on each new small file is packed as it is read.
+PACK_AFTER = 64
 
 
 @dataclass(frozen=True)
@@ -262,7 +272,8 @@ def scan_local(source: Path | str) -> Iterator[LocalFile]:
 
 
 class _Ingest:
-    """Hashes files and, into a local store, publishes the new ones at once.
+    """Hashes files and, into a local store, publishes the new ones at once; into a packing
+    store, packs the new small ones at once (see :meth:`_pack`).
 
     Into a local store each prefix directory is listed once per snapshot and the listing is then
     kept (and extended) in memory, so a digest is checked and *claimed* with a set lookup: two
@@ -273,8 +284,15 @@ class _Ingest:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        # into a packing store new objects are gathered first and packed in manifest order
         self.publish = store.local and not store.packing
+        #: into a packing store, once more than :data:`PACK_AFTER` small files were hashed, the
+        #: presence of every object is known from one listing (and one load of the pack indexes)
+        #: and each new small file is appended to a pack from the walk's buffer (ADR 0005); the
+        #: files hashed before that, and large files, are checked and put after the walk
+        self.packing = store.packing
+        self.packer: PackWriter | None = None
+        #: small files hashed before the listing (at most PACK_AFTER): kept, packed in order
+        self._waiting: list[tuple[str, bytes]] = []
         self.new_objects = 0
         self.new_bytes = 0
         self.existing: set[str] = set()
@@ -294,8 +312,67 @@ class _Ingest:
             if name in names:
                 self.existing.add(digest)
                 return False
+            if self.packer is not None and self.store.packs.find(digest) is not None:
+                self.existing.add(digest)  # packed (the indexes were loaded with the listing)
+                return False
             names.add(name)
             return True
+
+    def _start_packing(self) -> None:
+        """Know what the store holds (every loose object, every pack index: what
+        :meth:`ObjectStore.missing` lists for this many files anyway), open the pack writer and
+        pack the files that were waiting for it, in the order they were read."""
+        self._present = self.store.list_loose()
+        self.store.packs.refresh()
+        self.packer = self.store.pack_writer()
+        waiting, self._waiting = self._waiting, []
+        for digest, data in waiting:
+            self._add(digest, data)
+
+    def _add(self, digest: str, data: bytes | memoryview) -> None:
+        assert self.packer is not None
+        if self._claim(digest) and self.packer.add(digest, data):
+            self._count(len(data))
+
+    def finish(self) -> None:
+        """The walk is over: the small files still waiting (too few for a listing) are
+        checked with one :meth:`ObjectStore.missing` and the new ones packed. The writer stays
+        open for what is put after the walk (:func:`_pack_missing`); :meth:`close` ends it."""
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        absent = self.store.missing({d for d, _ in waiting})
+        self.existing.update(d for d, _ in waiting if d not in absent)
+        self.packer = self.store.pack_writer()
+        for digest, data in waiting:
+            if digest in absent and self.packer.add(digest, data):
+                self._count(len(data))
+
+    def close(self) -> None:
+        """Upload the last pack and wait for every pack's index: only then are the objects
+        packed during the walk in the store. Raises the first upload failure."""
+        packer, self.packer = self.packer, None
+        if packer is not None:
+            packer.close()
+
+    def abort(self) -> None:
+        packer, self.packer = self.packer, None
+        if packer is not None:
+            packer.abort()  # packs already up without their index are orphans gc reclaims
+
+    def _pack(self, digest: str, data: bytes | memoryview) -> bool:
+        """Whether this small file's object is dealt with by the ingest (packing store): found
+        present, or packed from this buffer (now, or once :meth:`_start_packing` or
+        :meth:`finish` knows it is new). False (not packable): checked and put after the walk."""
+        if not self.store.packable(digest, len(data)):
+            return False
+        if self.packer is not None:
+            self._add(digest, data)
+            return True
+        self._waiting.append((digest, bytes(data)))
+        if len(self._waiting) > PACK_AFTER:
+            self._start_packing()
+        return True
 
     def _intact(self, digest: str, data: bytes | memoryview) -> bool:
         """Whether the stored object ``digest`` holds exactly ``data`` (checked once per digest)."""
@@ -313,11 +390,16 @@ class _Ingest:
             self.new_objects += 1
             self.new_bytes += size
 
-    def __call__(self, path: str, size: int) -> tuple[str, int]:
-        """Digest and size of ``path`` (published if new, into a local store)."""
+    def __call__(self, path: str, size: int) -> tuple[str, int, bool]:
+        """Digest and size of ``path``, and whether its object is dealt with (published or
+        packed if new, found present otherwise) or still to be checked after the walk.
+
+        Small files are ingested by the walk's thread only (a pack is appended to in order)."""
         if size <= SMALL_MAX:
             data = read_file(path, size)
             digest = hash_bytes(data)
+            if self.packing:
+                return digest, len(data), self._pack(digest, data)
             if self.publish:
                 if self._claim(digest):
                     if self.store.publish_bytes(data, digest):
@@ -328,7 +410,7 @@ class _Ingest:
                     self.store.quarantine(digest)
                     if self.store.publish_bytes(data, digest):
                         self._count(len(data))
-            return digest, len(data)
+            return digest, len(data), self.publish
         fd = os.open(path, os.O_RDONLY)
         try:
             before = os.fstat(fd)
@@ -347,7 +429,7 @@ class _Ingest:
                 f"{path} changed while it was being logged; nothing was committed — log it "
                 "again once it is complete"
             )
-        return digest, before.st_size
+        return digest, before.st_size, self.publish
 
 
 def _formats(names: Iterable[str]) -> str:
@@ -492,11 +574,11 @@ class _Build:
             value = digests[i]
             if isinstance(value, str):
                 continue
-            digest, size = value.result() if isinstance(value, Future) else value
+            digest, size, handled = value.result() if isinstance(value, Future) else value
             if size != files[i][1]:  # changed while being read: do not cache its stat
                 files[i] = (name, size, files[i][2], -1, files[i][4])
             digests[i] = digest
-            if not self.ingest.publish:
+            if not handled:
                 self.hashed.append((d, i))
             self.progress.advance()
 
@@ -553,19 +635,27 @@ def snapshot_local(
                                  follow=follow_symlinks, skipped=skipped):
                     build.add_run(run)
                 build.flush()
+                build.ingest.finish()
             except BaseException:
+                build.ingest.abort()
                 scan.finish("", completed=False)  # keep what was hashed; checked next time
                 raise
             manifest = build.manifest()
             known = build.is_committed(manifest.digest)
             corrections: dict[str, tuple[str, int]] = {}
             unconfirmed: set[str] = set(build.ingest.existing)
-            if not known:
-                check = build.unvouched + build.hashed
-                corrections = _upload_missing(store, check, build.ingest, progress, unconfirmed)
-                # reused rows of an uncommitted manifest were just checked: re-source them
-                for key in dict.fromkeys(d.key for d, _ in build.unvouched if d.reused):
-                    scan.keep(key)
+            try:
+                if not known:
+                    check = build.unvouched + build.hashed
+                    corrections = _upload_missing(store, check, build.ingest, progress,
+                                                  unconfirmed)
+                    # reused rows of an uncommitted manifest were just checked: re-source them
+                    for key in dict.fromkeys(d.key for d, _ in build.unvouched if d.reused):
+                        scan.keep(key)
+                build.ingest.close()  # every pack of this snapshot and its index are written
+            except BaseException:
+                build.ingest.abort()
+                raise
             # reused objects must be known good (issue 14): present with the right size, or
             # written again from the files; the stat cache never vouches for a lost object
             before = build.ingest.new_objects
@@ -628,7 +718,8 @@ def _repair_damaged(
     else:  # remote: a request per prefix for every object turned a 0.05 s re-log into 4 s
         # only what was found already there (not what this snapshot just uploaded), and
         # flagged objects; sizes from the walk (parsing the manifest cost 4 s per 100k files)
-        found = {d.digests[i] for d, i in build.unvouched + build.hashed} & unconfirmed
+        found = ({d.digests[i] for d, i in build.unvouched + build.hashed} & unconfirmed
+                 ) | build.ingest.existing
         flags = store.flagged()
         bad = set()
         if found or flags:
@@ -726,11 +817,12 @@ def _pack_missing(
     claim: Callable[[str], bool],
     corrections: dict[str, tuple[str, int]],
 ) -> dict[str, tuple[str, int]]:
-    """Put the objects of ``todo`` into a packing store (ADR 0005): small files are read,
-    re-hashed and appended to packs here, in manifest order (neighbours in a version are
-    neighbours in a pack); whole packs upload in the background, and large files go up as
-    loose objects in a pool of :data:`UPLOAD_WORKERS` threads meanwhile. Returns the path
-    corrections, as :func:`_upload_missing` does."""
+    """Put the objects of ``todo`` into a packing store (ADR 0005): the small files the walk
+    did not pack (unchanged files whose stat-cache row is not vouched for, repairs) are read,
+    re-hashed and appended to packs here, in manifest order, to the walk's pack writer if it
+    has one; whole packs upload in the background, and large files go up as loose objects in a
+    pool of :data:`UPLOAD_WORKERS` threads meanwhile. Returns the path corrections, as
+    :func:`_upload_missing` does."""
     todo = sorted(todo, key=lambda x: x[0].prefix + x[0].files[x[1]][0])
 
     def put_large(d: _Dir, i: int) -> None:
@@ -738,7 +830,10 @@ def _pack_missing(
         ingest._count(d.files[i][1])
         progress.advance()
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool, store.pack_writer() as packer:
+    # the walk's pack writer if it packed (closed by the caller: one writer, no extra pack)
+    writer: contextlib.AbstractContextManager[PackWriter] = (
+        store.pack_writer() if ingest.packer is None else contextlib.nullcontext(ingest.packer))
+    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool, writer as packer:
         futures: deque[Future[None]] = deque()
         for d, i in todo:
             digest, size = d.digests[i], d.files[i][1]
