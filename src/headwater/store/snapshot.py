@@ -288,7 +288,7 @@ class _Ingest:
         #: into a packing store, once more than :data:`PACK_AFTER` small files were hashed, the
         #: presence of every object is known from one listing (and one load of the pack indexes)
         #: and each new small file is appended to a pack from the walk's buffer (ADR 0005); the
-        #: files hashed before that, and large files, are checked and put after the walk
+        #: small files hashed before that wait in memory; large ones are put after the walk
         self.packing = store.packing
         self.packer: PackWriter | None = None
         #: small files hashed before the listing (at most PACK_AFTER): kept, packed in order
