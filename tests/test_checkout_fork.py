@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent("""
 
     root, store_dir, out, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     checkout_mod.FORK_MIN = 50
+    result = {"error": None}
     forks = []
     real = os.fork
     def fork():
@@ -31,9 +32,10 @@ SCRIPT = textwrap.dedent("""
             forks.append(pid)
         return pid
     os.fork = fork
-    store = ObjectStore(store_dir)
+    store = ObjectStore(store_dir, pack=(mode == "packed"))
     snap = snapshot_local(store, root)
-    result = {"error": None}
+    result["packed"] = sum(1 for e in snap.manifest.entries
+                           if store.packs.find(e.digest) is not None)
     if mode == "corrupt":  # a small file near the end: in the child's half
         last = snap.manifest.entries[-2]
         with open(store.object_path(last.digest), "r+b") as f:
@@ -82,7 +84,16 @@ def _same(root: Path, out: Path) -> None:
 
 def test_a_large_local_checkout_is_written_by_two_processes(tmp_path: Path) -> None:
     result, root, out = _run(tmp_path, "plain")
-    assert result == {"error": None, "forks": 1}
+    assert result == {"error": None, "forks": 1, "packed": 0}
+    _same(root, out)
+
+
+def test_a_packed_local_store_checks_out_in_two_processes(tmp_path: Path) -> None:
+    """Packed objects of a local store (HEADWATER_PACK=on) are read in coalesced batches by
+    threads and written by this process and the forked child, as loose ones."""
+    result, root, out = _run(tmp_path, "packed")
+    assert result["error"] is None and result["forks"] == 1
+    assert result["packed"] == 400  # every small file is in a pack, the large one is loose
     _same(root, out)
 
 
@@ -96,5 +107,5 @@ def test_a_corrupted_object_in_the_childs_half_is_reported_by_the_parent(
 
 def test_no_fork_when_the_process_has_other_threads(tmp_path: Path) -> None:
     result, root, out = _run(tmp_path, "thread")
-    assert result == {"error": None, "forks": 0}
+    assert result == {"error": None, "forks": 0, "packed": 0}
     _same(root, out)

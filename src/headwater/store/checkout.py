@@ -15,7 +15,7 @@ import signal
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -187,8 +187,8 @@ def checkout(
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
     where = _Destination(root)
-    progress = progress or NullProgress()
-    progress.start(f"checking out to {root}", len(manifest))
+    bar: Progress = progress or NullProgress()
+    bar.start(f"checking out to {root}", len(manifest))
 
     def write(entry: ManifestEntry) -> None:
         target = where.target(entry.path)
@@ -219,7 +219,7 @@ def checkout(
         for entry in batch:
             if len(small) <= 1 or entry.digest not in small:
                 write(entry)
-        progress.advance(len(batch))
+        bar.advance(len(batch))
 
     def stored_small(e: ManifestEntry) -> bool:
         return e.source is None and e.digest is not None and e.size <= SMALL_MAX
@@ -237,7 +237,7 @@ def checkout(
                 by_digest.setdefault(cast(str, e.digest), []).append(e)
             else:
                 write(e)
-                progress.advance()
+                bar.advance()
         return [(by_digest[d], got)
                 for d, got in store.read_many(list(by_digest), context=context, workers=1)]
 
@@ -248,7 +248,7 @@ def checkout(
                     write(e)  # read again on its own: the error then names the path
                     raise got
                 _write_bytes(where.target(e.path), got)
-            progress.advance(len(entries))
+            bar.advance(len(entries))
 
     def inline(entry: ManifestEntry) -> bool:
         # from a local store a small file is a few system calls: in threads each of them hands
@@ -261,11 +261,25 @@ def checkout(
     if store.local:  # (remote stores: no listing here, the read cache may answer everything)
         store.packs.ensure()
     packed = bool(store.packs.where)
-    child = _fork_half(manifest, inline, write) if store.local else None
+    # remote or packed: threads fetch batches (coalesced ranged reads), this thread writes
+    fetching = not store.local or packed
+
+    def write_half(entries: list[ManifestEntry]) -> None:
+        """The forked child's half: written the same way, without progress output."""
+        nonlocal bar
+        bar = NullProgress()
+        if fetching:
+            _remote(entries, fetch, land)
+        else:
+            for entry in entries:
+                write(entry)
+
+    child = (_fork_half(manifest, stored_small if fetching else inline, write_half)
+             if store.local else None)
 
     try:
-        if not store.local:
-            _remote(manifest, fetch, land)
+        if fetching:
+            _remote(manifest if child is None else child.mine, fetch, land)
         else:
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
                 pending: list[Future[None]] = []
@@ -273,7 +287,7 @@ def checkout(
                 for entry in (manifest if child is None else child.mine):
                     if inline(entry):
                         write(entry)
-                        progress.advance()
+                        bar.advance()
                         continue
                     batch.append(entry)
                     if len(batch) >= BATCH:
@@ -289,9 +303,9 @@ def checkout(
             if not child.wait():  # the child failed: write its half here, raising its error
                 for entry in child.theirs:
                     write(entry)
-            progress.advance(len(child.theirs))
+            bar.advance(len(child.theirs))
     finally:
-        progress.stop()
+        bar.stop()
         if child is not None:
             child.stop()
         if store.cache is not None:
@@ -303,9 +317,10 @@ def checkout(
 REMOTE_PENDING_BYTES = 256 << 20
 
 
-def _remote(manifest: Manifest, fetch: Callable[[list[ManifestEntry]], Any],
+def _remote(manifest: Iterable[ManifestEntry], fetch: Callable[[list[ManifestEntry]], Any],
             land: Callable[[Any], None]) -> None:
-    """A checkout from a remote store: :data:`REMOTE_WORKERS` threads fetch batches of
+    """A checkout from a remote store (or a local one with packs, whose neighbours are read
+    together): :data:`REMOTE_WORKERS` threads fetch batches of
     :data:`BATCH` entries (the network: they wait without the GIL) while this thread writes the
     files of each fetched batch in turn. 32 threads that also wrote their own files were 2-5x
     slower: each file's system calls handed the GIL over (20k files, warm cache: 1.5 s with
@@ -362,8 +377,9 @@ class _Child:
 
 
 def _fork_half(manifest: Manifest, inline: Callable[[ManifestEntry], bool],
-               write: Callable[[ManifestEntry], None]) -> _Child | None:
-    """Fork a child that writes the second half of the inline (small, local) files, or None
+               write_half: Callable[[list[ManifestEntry]], None]) -> _Child | None:
+    """Fork a child that writes (``write_half``) the second half of the small files that
+    ``inline`` selects (loose or packed, from a local store), or None
     when the checkout is small, the process has other threads (a fork copies only the calling
     thread: a lock another thread holds would stay held in the child) or
     ``HEADWATER_CHECKOUT_FORK=off``. The parent writes everything else; a file both write
@@ -383,8 +399,7 @@ def _fork_half(manifest: Manifest, inline: Callable[[ManifestEntry], bool],
     if pid == 0:  # the child: write, then leave at once (no atexit, no buffers, no finally)
         code = 1
         try:
-            for entry in theirs:
-                write(entry)
+            write_half(theirs)
             code = 0
         finally:
             os._exit(code)
