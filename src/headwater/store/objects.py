@@ -691,23 +691,32 @@ class ObjectStore:
             at = self.packs.find(digest)
         return at
 
-    def _from_cached_range(self, digest: str, at: PackedAt) -> bytes | None:
+    def _from_cached_range(self, digest: str, at: PackedAt,
+                           blobs: dict[tuple[int, int], bytes | None] | None = None,
+                           *, count: bool = True) -> bytes | None:
         """A packed object from a pack range in the read cache, verified; None if not there
-        (or damaged: the range is dropped)."""
+        (or damaged: the range is dropped). ``blobs``: ranges already read, by (start, end),
+        for a caller slicing several objects of one pack; ``count``: count the hit here."""
         if self.cache is None:
             return None
         end = at.offset + at.length
         cov = self.cache.covering(at.pack, at.offset, end)
         if cov is None:
             return None
-        blob = self.cache.get_range(at.pack, *cov)
+        if blobs is not None and cov in blobs:
+            blob = blobs[cov]
+        else:
+            blob = self.cache.get_range(at.pack, *cov)
+            if blobs is not None:
+                blobs[cov] = blob
         if blob is None:
             return None
         piece = blob[at.offset - cov[0]: end - cov[0]]
         if hash_bytes(piece) != digest:
             self.cache.drop_range(at.pack, *cov)
             return None
-        self.cache.hit(len(piece))
+        if count:
+            self.cache.hit(len(piece))
         return piece
 
     def _read_packed(self, digest: str, at: PackedAt, context: str) -> bytes:
@@ -843,21 +852,11 @@ class ObjectStore:
 
         def from_cache(group: RangedRead) -> list[tuple[str, bytes | BaseException]] | None:
             assert self.cache is not None
-            pack, _start, _end, members = group
             blobs: dict[tuple[int, int], bytes | None] = {}
             out: list[tuple[str, bytes | BaseException]] = []
-            for d, at in members:
-                cov = self.cache.covering(pack, at.offset, at.offset + at.length)
-                if cov is None:
-                    return None
-                if cov not in blobs:
-                    blobs[cov] = self.cache.get_range(pack, *cov)
-                blob = blobs[cov]
-                if blob is None:
-                    return None
-                piece = blob[at.offset - cov[0]: at.offset - cov[0] + at.length]
-                if hash_bytes(piece) != d:
-                    self.cache.drop_range(pack, *cov)
+            for d, at in group[3]:
+                piece = self._from_cached_range(d, at, blobs, count=False)
+                if piece is None:
                     return None
                 out.append((d, piece))
             self.cache.hit(sum(len(p) for _d, p in out if isinstance(p, bytes)), len(out))
