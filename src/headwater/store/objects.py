@@ -181,11 +181,9 @@ class ObjectStore:
         if not digests:
             return digests
         self.packs.refresh()
-        if not self.packs.where:
+        if not self.packs.any():
             return digests
-        present = self.packs.where
-        void = self.packs.void
-        return {d for d in digests if d not in present or d in void}
+        return self.packs.absent_among(digests)
 
     def _list_prefix_digests(self, prefix: str) -> set[str]:
         return {prefix + name for name in self.list_prefix(prefix)}
@@ -263,33 +261,41 @@ class ObjectStore:
         directories are kept in ``checks/<key>``; deleting or renaming an object changes its
         directory's mtime, so while they all match no object can have gone. Only mtimes older
         than two seconds are trusted (a directory's clock ticks coarsely), as the stat cache
-        does for files.
+        does for files. A store with packs keeps its pack indexes and quarantine markers in the
+        certificate too (packed objects leave no trace in the prefix mtimes): it holds while
+        every index it names is still there and no packed copy was voided since; gc removes
+        the index of a pack it deletes or repacks.
         """
         if not self.local:
             return self.missing(digests)
-        if self.list_dir(PACKS_DIR):  # packed objects leave no trace in the prefix mtimes
-            return self.absent(digests)
         objects = f"{self.root}/objects"
         cert = f"{self.root}/checks/{key}"
-        with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+        indexes = sorted(n for n in self.list_dir(PACKS_DIR) if n.endswith(".idx"))
+        void = sorted(self._void_markers()) if indexes else []
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
             with open(cert, "rb") as f:
                 kept = marshal.load(f)
-            if isinstance(kept, dict) and kept and all(
-                    os.stat(f"{objects}/{p}").st_mtime_ns == m for p, m in kept.items()):
+            if _certificate_holds(kept, objects, indexes, void):
                 return set()
         mtimes: dict[str, int] = {}
         for prefix in {d[:2] for d in digests}:
             with contextlib.suppress(FileNotFoundError):
                 mtimes[prefix] = os.stat(f"{objects}/{prefix}").st_mtime_ns
         out = self.absent(digests)
-        if not out and mtimes and max(mtimes.values()) < time.time_ns() - 2_000_000_000:
+        if not out and (mtimes or indexes) and \
+                max(mtimes.values(), default=0) < time.time_ns() - 2_000_000_000:
+            # the format of a store without packs is the one older versions read
+            kept = {"objects": mtimes, "indexes": indexes, "void": void} if indexes else mtimes
             with contextlib.suppress(OSError):
                 os.makedirs(f"{self.root}/checks", exist_ok=True)
                 tmp = f"{cert}.{os.getpid()}.tmp"
                 with open(tmp, "wb") as f:
-                    marshal.dump(mtimes, f)
+                    marshal.dump(kept, f)
                 os.replace(tmp, cert)
         return out
+
+    def _void_markers(self) -> set[str]:
+        return {n for n in self.list_dir("quarantine") if len(n) == DIGEST_HEX_LEN}
 
     def damaged(self, sizes: Mapping[str, int]) -> set[str]:
         """The digests of ``sizes`` whose object is missing or does not have the size given.
@@ -1008,6 +1014,24 @@ class ObjectStore:
 
 
 _DIGESTS = re.compile("[0-9a-f]*")
+
+
+def _certificate_holds(kept: Any, objects: str, indexes: list[str], void: list[str]) -> bool:
+    """Whether a certificate of :meth:`ObjectStore.absent_since_checked` still vouches for its
+    digests: the prefix directories' mtimes unchanged and, if it was written for a store with
+    packs, every index it names still listed (``indexes``) and no quarantine marker new since
+    (``void``). Raises KeyError/TypeError/OSError on a malformed one (not trusted)."""
+    if not isinstance(kept, dict) or not kept:
+        return False
+    if "objects" in kept:
+        mtimes = kept["objects"]
+        if not set(kept["indexes"]) <= set(indexes) or not set(void) <= set(kept["void"]):
+            return False
+    else:  # written where there were no packs: its objects were all loose
+        mtimes = kept
+    if not isinstance(mtimes, dict):
+        return False
+    return all(os.stat(f"{objects}/{p}").st_mtime_ns == m for p, m in mtimes.items())
 
 
 def _check_digests(digests: set[str]) -> None:
