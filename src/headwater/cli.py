@@ -14,22 +14,55 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from headwater.errors import HeadwaterError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
 F = TypeVar("F", bound=Callable[..., Any])
-#: Markup off: what the CLI prints is data (file names like ``[draft]report.csv``, cell values
-#: like ``[np.float64(1.5), ...]``) that rich would otherwise read as tags and drop. The few
-#: styled lines pass ``markup=True`` and :func:`rich.markup.escape` their data.
-out = Console(
-    highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160
-)
+
+
+class _Console:
+    """The console the commands print through, made on first use: rich costs ~30 ms to import
+    and ``headwater add`` (whose speed is the point of an unchanged re-log) prints one plain
+    line with :func:`click.echo`."""
+
+    _made: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        made = self._made
+        if made is None:
+            from rich.console import Console
+
+            #: Markup off: what the CLI prints is data (file names like ``[draft]report.csv``,
+            #: cell values like ``[np.float64(1.5), ...]``) that rich would otherwise read as
+            #: tags and drop. The few styled lines pass ``markup=True`` and
+            #: :func:`rich.markup.escape` their data.
+            made = self._made = Console(highlight=False, markup=False, soft_wrap=True,
+                                        width=None if sys.stdout.isatty() else 160)
+        return getattr(made, name)
+
+
+out: Any = _Console()
+
+
+def Table(*headers: str, **options: Any) -> RichTable:
+    """A :class:`rich.table.Table` (rich imported on first use)."""
+    from rich.table import Table
+
+    return Table(*headers, **options)
+
+
+def escape(text: str) -> str:
+    """:func:`rich.markup.escape` (rich imported on first use)."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 class UserError(click.ClickException):
@@ -242,13 +275,13 @@ def add(
     )
     if as_json:
         _emit_json(v.info().to_dict())
-    elif v.created:
-        out.print(
+    elif v.created:  # plain text (a ref has no markup or emoji codes): no rich to import
+        click.echo(
             f"logged {v.ref}  digest {v.short_digest}  {v.file_count} file(s), "
             f"{_human_size(v.size)}" + (f", {v.row_count} rows" if v.row_count is not None else "")
         )
     else:
-        out.print(
+        click.echo(
             f"unchanged: content is identical to {v.ref} (digest {v.short_digest}); no new version"
         )
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 
 def _cli() -> Any:
@@ -79,6 +77,9 @@ def status(ctx: click.Context, target: str | None, all_versions: bool, as_json: 
     if as_json:
         cli._emit_json([st.to_dict() for st in items])
         return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("version", "status", "causes", box=None)
     colour = {"fresh": "green", "stale": "yellow", "retracted": "red"}
     for st in items:
