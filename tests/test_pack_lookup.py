@@ -129,3 +129,28 @@ def test_a_relog_into_a_packed_store_notices_a_voided_packed_copy(
     assert ObjectStore(cat.store.url).missing(wanted) == set()  # written again
     assert cat.verify("ds@1").ok
     cat.close()
+
+
+def test_a_certificate_needs_no_two_second_wait_and_a_deletion_right_after_is_seen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The certificate is dated by the filesystem's clock (its temporary file's mtime), not by
+    a two-second window: the first re-log after a log leaves one, and an object deleted right
+    after it was written still moves its directory's mtime past it."""
+    monkeypatch.setenv("HEADWATER_PACK", "off")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}.txt").write_bytes(f"file {i}\n".encode())
+        os.utime(src / f"f{i}.txt", (time.time() - 60, time.time() - 60))
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'c.db'}", store_url=str(tmp_path / "store"))
+    v = cat.log(src, name="ds")
+    time.sleep(0.05)  # a few ticks of the filesystem's clock (not the old 2 s)
+    assert not cat.log(src, name="ds").created
+    checks = tmp_path / "store" / "checks"
+    assert [p.name for p in checks.iterdir()] == [v.digest]  # and no temporary file left
+    digest = sorted(e.digest for e in cat.manifest_of(v) if e.digest)[2]
+    os.unlink(tmp_path / "store" / "objects" / digest[:2] / digest[2:])
+    assert not cat.log(src, name="ds").created
+    assert ObjectStore(cat.store.url).missing({digest}) == set()
+    assert cat.verify("ds@1").ok
+    cat.close()

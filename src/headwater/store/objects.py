@@ -30,7 +30,6 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -259,17 +258,24 @@ class ObjectStore:
 
         A local store only. After a check that finds everything, the mtimes of the prefix
         directories are kept in ``checks/<key>``; deleting or renaming an object changes its
-        directory's mtime, so while they all match no object can have gone. Only mtimes older
-        than two seconds are trusted (a directory's clock ticks coarsely), as the stat cache
-        does for files. A store with packs keeps its pack indexes and quarantine markers in the
-        certificate too (packed objects leave no trace in the prefix mtimes): it holds while
-        every index it names is still there and no packed copy was voided since; gc removes
-        the index of a pack it deletes or repacks.
+        directory's mtime, so while they all match no object can have gone. A directory's
+        clock ticks coarsely (a few ms on ext4, 1-2 s on others): a deletion in the same tick
+        as the change an mtime records would leave it as it was. So the certificate is written
+        only if every mtime is older than the filesystem's own clock at the start of the check
+        (the mtime of the certificate's temporary file, created then): any later change gets a
+        newer mtime. (Before: mtimes older than two seconds by the machine's clock, which left
+        the first re-log after a log without a certificate.)
+
+        A store with packs keeps its pack indexes and quarantine markers in the certificate too
+        (packed objects leave no trace in the prefix mtimes): it holds while every index it
+        names is still there and no packed copy was voided since; gc removes the index of a
+        pack it deletes or repacks.
         """
         if not self.local:
             return self.missing(digests)
         objects = f"{self.root}/objects"
-        cert = f"{self.root}/checks/{key}"
+        checks = f"{self.root}/checks"
+        cert = f"{checks}/{key}"
         indexes = sorted(n for n in self.list_dir(PACKS_DIR) if n.endswith(".idx"))
         void = sorted(self._void_markers()) if indexes else []
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
@@ -277,22 +283,34 @@ class ObjectStore:
                 kept = marshal.load(f)
             if _certificate_holds(kept, objects, indexes, void):
                 return set()
-        mtimes: dict[str, int] = {}
-        for prefix in {d[:2] for d in digests}:
-            with contextlib.suppress(FileNotFoundError):
-                mtimes[prefix] = os.stat(f"{objects}/{prefix}").st_mtime_ns
-        out = self.absent(digests)
-        if not out and (mtimes or indexes) and \
-                max(mtimes.values(), default=0) < time.time_ns() - 2_000_000_000:
-            # the format of a store without packs is the one older versions read
-            kept = {"objects": mtimes, "indexes": indexes, "void": void} if indexes else mtimes
+        tmp = f"{cert}.{os.getpid()}.{next(_TMP_NAMES)}.tmp"
+        try:
+            os.makedirs(checks, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            return self.absent(digests)
+        try:
+            clock = os.fstat(fd).st_mtime_ns  # the filesystem's time, before any mtime is read
+            mtimes: dict[str, int] = {}
+            for prefix in {d[:2] for d in digests}:
+                with contextlib.suppress(FileNotFoundError):
+                    mtimes[prefix] = os.stat(f"{objects}/{prefix}").st_mtime_ns
+            out = self.absent(digests)
+            if not out and (mtimes or indexes) and max(mtimes.values(), default=0) < clock:
+                # the format of a store without packs is the one older versions read
+                kept = {"objects": mtimes, "indexes": indexes, "void": void} if indexes \
+                    else mtimes
+                with contextlib.suppress(OSError):
+                    _write_all(fd, marshal.dumps(kept))
+                    os.close(fd)
+                    fd = -1
+                    os.replace(tmp, cert)
+            return out
+        finally:
+            if fd != -1:
+                os.close(fd)
             with contextlib.suppress(OSError):
-                os.makedirs(f"{self.root}/checks", exist_ok=True)
-                tmp = f"{cert}.{os.getpid()}.tmp"
-                with open(tmp, "wb") as f:
-                    marshal.dump(kept, f)
-                os.replace(tmp, cert)
-        return out
+                os.unlink(tmp)
 
     def _void_markers(self) -> set[str]:
         return {n for n in self.list_dir("quarantine") if len(n) == DIGEST_HEX_LEN}
