@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from headwater.canonical import canonical_json
 from headwater.errors import HeadwaterError, UnsafePath
@@ -27,6 +28,10 @@ from headwater.store.paths import check_relpath
 FORMAT = "headwater.manifest"
 FORMAT_VERSION = 1
 _HEX_DIGEST = re.compile("[0-9a-f]+")
+#: A manifest built by :class:`ManifestWriter` goes to a temporary file once it is this large.
+SPILL_BYTES = 32 << 20
+#: Bytes per piece when a spilled manifest is written, hashed or read back.
+_PIECE = 8 << 20
 # A plain entry line exactly as _dumps writes it when the path needs no JSON escaping (paths never
 # hold a backslash or a control character, see paths.py, so only '"' would): parsed without json.
 _PLAIN_LINE = re.compile(
@@ -147,7 +152,7 @@ class Manifest:
     so logging an unchanged 100k-file tree never creates 100k entry objects.
     """
 
-    __slots__ = ("_body", "_bytes", "_count", "_digest", "_entries", "_total")
+    __slots__ = ("_body", "_bytes", "_count", "_digest", "_entries", "_file", "_size", "_total")
 
     def __init__(self, entries: Iterable[ManifestEntry]) -> None:
         ordered = sorted(entries, key=lambda e: e.path)
@@ -169,6 +174,8 @@ class Manifest:
         self._total = sum(e.size for e in self._entries)
         self._bytes: bytes | None = None
         self._digest: str | None = None
+        self._file: IO[bytes] | None = None
+        self._size = 0
 
     @classmethod
     def from_canonical_body(cls, body: bytes, *, count: int, total_size: int) -> Manifest:
@@ -185,13 +192,28 @@ class Manifest:
         self._total = total_size
         self._bytes = None
         self._digest = None
+        self._file = None
+        self._size = 0
+        return self
+
+    @classmethod
+    def _canonical(cls, *, data: bytes | None = None, file: IO[bytes] | None = None,
+                   size: int = 0, digest: str | None = None, count: int,
+                   total_size: int) -> Manifest:
+        """A manifest whose whole canonical bytes (header included) are ``data``, or the first
+        ``size`` bytes of ``file`` (then ``digest`` is theirs); see :class:`ManifestWriter`."""
+        self = cls.from_canonical_body(b"", count=count, total_size=total_size)
+        self._body = None
+        self._bytes, self._file, self._size, self._digest = data, file, size, digest
         return self
 
     @property
     def entries(self) -> tuple[ManifestEntry, ...]:
         if self._entries is None:
-            body = self._body or b""
-            self._entries = tuple(iter_entries([_header(), *body.splitlines()]))
+            if self._body is not None:
+                self._entries = tuple(iter_entries([_header(), *self._body.splitlines()]))
+            else:
+                self._entries = tuple(iter_entries(_lines(self.iter_chunks())))
         return self._entries
 
     def __len__(self) -> int:
@@ -212,6 +234,13 @@ class Manifest:
 
     def iter_chunks(self, lines_per_chunk: int = 8192) -> Iterator[bytes]:
         """The canonical bytes in pieces, so a large manifest is hashed or written streaming."""
+        if self._bytes is not None:
+            yield self._bytes
+            return
+        if self._file is not None:
+            for start in range(0, self._size, _PIECE):
+                yield _pread(self._file, min(_PIECE, self._size - start), start)
+            return
         yield (_header() + "\n").encode("utf-8")
         if self._body is not None:
             yield self._body
@@ -223,6 +252,8 @@ class Manifest:
     def to_bytes(self) -> bytes:
         if self._bytes is not None:
             return self._bytes
+        if self._file is not None:  # one buffer of the exact size, not pieces joined
+            return _pread(self._file, self._size, 0)
         return b"".join(self.iter_chunks())
 
     @property
@@ -240,6 +271,92 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
         return cls(iter_entries(data.splitlines()))
+
+
+class ManifestWriter:
+    """Builds a manifest from blocks of canonical entry lines written in path order (what a
+    directory walk produces), without holding them twice.
+
+    Up to :data:`SPILL_BYTES` the bytes stay in memory and are joined once, header included,
+    into the buffer :meth:`Manifest.to_bytes` returns. Beyond that they are hashed as they come
+    and written to an unlinked temporary file, which the manifest reads back only when asked for
+    its bytes: a million files' manifest (~120 MB) is not held while the snapshot still holds
+    the rest of its state (issue 18).
+    """
+
+    def __init__(self, *, spill: int | None = None, tmp_dir: str | None = None) -> None:
+        self._parts = [(_header() + "\n").encode("utf-8")]
+        self._held = len(self._parts[0])
+        self._size = 0  # bytes written to the file
+        self._spill = SPILL_BYTES if spill is None else spill
+        self._tmp_dir = tmp_dir
+        self._file: IO[bytes] | None = None
+        self._hasher: Any = None
+
+    def write(self, block: bytes) -> None:
+        """Append entry lines, each ``\n``-terminated, as :func:`object_line` makes them."""
+        self._parts.append(block)
+        self._held += len(block)
+        if self._held >= (_PIECE if self._file is not None else self._spill):
+            self._drain()
+
+    def _drain(self) -> None:
+        if self._file is None:
+            import tempfile
+
+            # closed with the manifest that reads it back
+            self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                prefix="hw-manifest-", dir=self._tmp_dir)
+            self._hasher = new_hasher()
+        data = b"".join(self._parts)
+        self._parts, self._held = [], 0
+        self._hasher.update(data)
+        self._file.write(data)
+        self._size += len(data)
+
+    def finish(self, *, count: int, total_size: int) -> Manifest:
+        """The manifest of what was written: ``count`` entries of ``total_size`` bytes."""
+        if self._file is None:
+            data = b"".join(self._parts)
+            self._parts = []
+            return Manifest._canonical(data=data, count=count, total_size=total_size)
+        self._drain()
+        self._file.flush()
+        file, self._file = self._file, None
+        return Manifest._canonical(file=file, size=self._size, digest=self._hasher.hexdigest(),
+                                   count=count, total_size=total_size)
+
+    def abort(self) -> None:
+        self._parts = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _pread(file: IO[bytes], size: int, offset: int) -> bytes:
+    data = os.pread(file.fileno(), size, offset)
+    if len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(file.fileno(), size - got, offset + got)
+        if not more:
+            raise HeadwaterError("a spilled manifest's temporary file is shorter than written")
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a byte stream given in pieces that may cut lines anywhere."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def iter_entries(lines: Iterable[bytes | str]) -> Iterator[ManifestEntry]:

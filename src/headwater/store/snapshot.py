@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import marshal
 import os
 import threading
 import time
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
@@ -44,6 +45,7 @@ from headwater.store.manifest import (
     _NEEDS_FULL_CHECK,
     Manifest,
     ManifestEntry,
+    ManifestWriter,
     ReferenceSource,
     object_line,
 )
@@ -117,22 +119,94 @@ CommittedLookup = Callable[[set[str]], set[str]]
 
 
 class _Dir:
-    """One listed directory: its regular files (name order) and, once known, their digests."""
+    """One listed directory: its regular files (name order) and, once known, their digests.
 
-    __slots__ = ("digests", "files", "formats", "key", "path", "plain", "prefix", "reused")
+    Once its manifest lines are written the directory is :meth:`compact`: its files' stats
+    and digests are kept as two ``marshal`` blobs (the stat cache's row format, ~130 bytes a
+    file instead of ~450 in tuples, ints and strings: a million files' snapshot held ~1 GB),
+    unpacked again one directory at a time by what runs after the walk.
+    """
+
+    __slots__ = ("_digests", "_files", "_packed", "digests_blob", "formats", "fresh", "key",
+                 "path", "plain", "prefix", "reused", "stats_blob")
 
     def __init__(self, path: str, prefix: str, key: str, files: list[FileStat]) -> None:
         self.path = path  # absolute directory (or, for a single-file root, that file)
         self.prefix = prefix  # manifest path prefix of its files ("" or "a/b/")
         self.key = key  # stat-cache key
-        self.files = files
-        self.digests: list[Any] = []  # str, or a Future of (digest, size) while being hashed
+        self._files: list[FileStat] | None = files
+        # str, or a Future of (digest, size) while being hashed
+        self._digests: list[Any] | None = []
+        self._packed: tuple[bytes, bytes] | None = None  # (stats, digests) once compact
         self.reused = False  # the stat-cache row matched as a whole
+        #: every file was hashed by the ingest and its object dealt with (published or packed
+        #: by this snapshot, or found present: then in ``_Ingest.existing``)
+        self.fresh = False
         self.formats = ""  # the stat cache's formats value, for the row recorded
         self.plain = False  # no '"' in any path: lines need no JSON escaping
+        #: pack_stats(files) as listed, and a reused row's digests: its compact form as it is
+        self.stats_blob: bytes | None = None
+        self.digests_blob: bytes | None = None
+
+    @property
+    def files(self) -> list[FileStat]:
+        files = self._files
+        return files if files is not None else self._unpack()[0]
+
+    @files.setter
+    def files(self, value: list[FileStat]) -> None:
+        self._files = value
+
+    @property
+    def digests(self) -> list[Any]:
+        digests = self._digests
+        return digests if digests is not None else self._unpack()[1]
+
+    @digests.setter
+    def digests(self, value: list[Any]) -> None:
+        self._digests = value
+
+    def compact(self, stats: bytes, digests: bytes) -> None:
+        """Keep the files' stats and (all known) digests only as these blobs, ``pack_stats``
+        and ``pack_digests`` of them; :attr:`files` and :attr:`digests` unpack them."""
+        self._packed = (stats, digests)
+        self._files = self._digests = None
+        self.stats_blob = self.digests_blob = None
+
+    def _unpack(self) -> tuple[list[FileStat], list[Any]]:
+        # the directory this thread unpacked last: callers go through them one at a time
+        hot = getattr(_HOT, "dir", None)
+        if hot is not None and hot[0] is self:
+            return hot[1], hot[2]
+        assert self._packed is not None
+        files, digests = marshal.loads(self._packed[0]), marshal.loads(self._packed[1])
+        _HOT.dir = (self, files, digests)
+        return files, digests
 
     def file_path(self, i: int) -> str:
         return self.path if not self.key.endswith("/") else f"{self.path}/{self.files[i][0]}"
+
+
+#: Per thread, ``dir``: the compact directory it unpacked last, with its files and digests
+#: (see :meth:`_Dir._unpack`).
+_HOT = threading.local()
+
+
+class _AllDigests:
+    """The digests of every file of ``dirs`` (in order) and then ``more``, as often as
+    iterated: a stand-in for their list."""
+
+    def __init__(self, dirs: list[_Dir], more: Iterable[str] = ()) -> None:
+        self._dirs = dirs
+        self._more = more
+
+    def __iter__(self) -> Iterator[str]:
+        for d in self._dirs:
+            yield from d.digests
+        yield from self._more
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 #: One run of consecutive files of a directory in manifest order: (dir, start, end).
@@ -296,16 +370,18 @@ class _Ingest:
         self.new_objects = 0
         self.new_bytes = 0
         self.existing: set[str] = set()
-        self._present: dict[str, set[str]] = {}
+        #: per 2-hex prefix, the names listed and claimed, as raw bytes (64 B each, not 112)
+        self._present: dict[str, set[bytes]] = {}
         self._checked: set[str] = set()  # existing objects whose content was compared
         self._lock = threading.Lock()
         self._started = time.time_ns()
 
     def _claim(self, digest: str) -> bool:
-        prefix, name = split_digest(digest)
+        prefix, hex_name = split_digest(digest)
+        name = bytes.fromhex(hex_name)
         names = self._present.get(prefix)
         if names is None:
-            listed = self.store.list_prefix(prefix)
+            listed = _raw_names(self.store.list_prefix(prefix))
             with self._lock:
                 names = self._present.setdefault(prefix, listed)
         with self._lock:
@@ -322,7 +398,7 @@ class _Ingest:
         """Know what the store holds (every loose object, every pack index: what
         :meth:`ObjectStore.missing` lists for this many files anyway), open the pack writer and
         pack the files that were waiting for it, in the order they were read."""
-        self._present = self.store.list_loose()
+        self._present = {p: _raw_names(names) for p, names in self.store.list_loose().items()}
         self.store.packs.refresh()
         self.packer = self.store.pack_writer()
         waiting, self._waiting = self._waiting, []
@@ -339,6 +415,9 @@ class _Ingest:
         checked with one :meth:`ObjectStore.missing` and the new ones packed. The writer stays
         open for what is put after the walk (:func:`_pack_missing`); :meth:`close` ends it."""
         waiting, self._waiting = self._waiting, []
+        # the walk was the last to claim: what was listed is not needed any more (~150 MB
+        # of names per million objects)
+        self._present, self._checked = {}, set()
         if not waiting:
             return
         absent = self.store.missing({d for d, _ in waiting})
@@ -432,6 +511,17 @@ class _Ingest:
         return digest, before.st_size, self.publish
 
 
+def _raw_names(names: Iterable[str]) -> set[bytes]:
+    """Object names (hex) as raw bytes; a name that is not hex is no object's."""
+    out = set()
+    for name in names:
+        with contextlib.suppress(ValueError):
+            raw = bytes.fromhex(name)
+            if raw.hex() == name:  # not "AB..", nor with spaces: no object is named so
+                out.add(raw)
+    return out
+
+
 def _formats(names: Iterable[str]) -> str:
     """The stat cache's ``formats`` value: table formats of the data files among ``names``."""
     found = {f or "" for f in formats_of(names)}
@@ -449,7 +539,7 @@ class _Build:
         self.committed = committed
         self._sources: dict[str, bool] = {}
         self.ingest = _Ingest(store)
-        self.parts: list[bytes] = []
+        self.writer = ManifestWriter(tmp_dir=str(store.staging_dir()) if store.local else None)
         self.count = 0
         self.total = 0
         self.formats: set[str] = set()
@@ -476,12 +566,13 @@ class _Build:
         if not d.files:
             return
         self.dirs.append(d)
-        blob = pack_stats(d.files)
+        blob = d.stats_blob = pack_stats(d.files)
         d.plain = '"' not in d.prefix and not any('"' in f[0] for f in d.files)
         row = self.scan.lookup(d.key)
         cached, whole = match(row, d.files, blob, self.started_ns)
         if whole and row is not None:
             d.digests, d.reused = cached, True
+            d.digests_blob = row.digests
             if not self.is_committed(row.source):
                 self.unvouched.extend((d, i) for i in range(len(cached)))
             self.formats.update(row.formats.split(",") if row.formats != "-" else ())
@@ -505,6 +596,7 @@ class _Build:
                 digests.append(self.pool.submit(self.ingest, d.file_path(i), size))
         d.digests = digests
         d.formats = formats
+        d.fresh = all(x is None for x in cached)
         self.progress.advance(sum(1 for x in cached if x is not None))
 
     # -- a run is ready to become manifest lines -------------------------------------------------
@@ -534,13 +626,16 @@ class _Build:
         self.count += end - start
 
         try:
-            self.parts.append(text.encode("utf-8"))
+            self.writer.write(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidArgument(
                 f"a file name in {d.path!r} is not valid UTF-8; rename it to log this directory"
             ) from None
-        if end == len(d.files) and not d.reused:
-            self._record(d)
+        if end == len(d.files):  # the directory's last lines: keep it compact from now on
+            if not d.reused:
+                self._record(d)
+            elif d.stats_blob is not None and d.digests_blob is not None:
+                d.compact(d.stats_blob, d.digests_blob)
 
     def damaged(self, key: str) -> set[str]:
         """Objects of the files emitted that are gone, flagged, or (if this snapshot found them
@@ -551,11 +646,22 @@ class _Build:
         unchanged re-log of 100k files (0.52 -> 0.90 s); a truncated one is caught by the first
         read or ``verify``, which flag it.
         """
-        digests = [dg for d in self.dirs for dg in d.digests]
-        bad = self.store.absent_since_checked(digests, key)
+        # what this snapshot wrote is there (gc spares new objects): only the other objects
+        # are looked for, the reused ones and those found already there, plus one written
+        # object per prefix directory, so that a certificate written for ``key`` still names
+        # every directory its objects are in. Iterated, never held as one list (~130 MB per
+        # million digests), unless absent_since_checked lists them
+        per_prefix: dict[str, str] = {}
+        for dg in _AllDigests([d for d in self.dirs if d.fresh]):
+            per_prefix.setdefault(dg[:2], dg)
+            if len(per_prefix) == 256:
+                break
+        reused = cast("list[str]", _AllDigests(
+            [d for d in self.dirs if not d.fresh], [*self.ingest.existing, *per_prefix.values()]))
+        bad = self.store.absent_since_checked(reused, key)
         flags = self.store.flagged()
         if flags:
-            bad |= flags & set(digests)
+            bad |= {dg for dg in _AllDigests(self.dirs) if dg in flags}
         found = (self.ingest.existing | {d.digests[i] for d, i in self.unvouched}) - bad
         if found:
             sizes = {dg: f[1] for d in self.dirs
@@ -580,19 +686,20 @@ class _Build:
             digests[i] = digest
             if not handled:
                 self.hashed.append((d, i))
+                d.fresh = False
             self.progress.advance()
 
     def _record(self, d: _Dir) -> None:
         limit = self.started_ns - RECENT_NS
         digests = [dg if st[2] <= limit and st[3] != -1 else None
                    for st, dg in zip(d.files, d.digests, strict=True)]
-        self.scan.record(d.key, DirRecord(pack_stats(d.files), pack_digests(digests), d.formats,
-                                          ""))
+        stats, known = pack_stats(d.files), pack_digests(digests)
+        self.scan.record(d.key, DirRecord(stats, known, d.formats, ""))
+        # the row's blobs are the directory's compact form (the same bytes, held once)
+        d.compact(stats, known if None not in digests else pack_digests(d.digests))
 
     def manifest(self) -> Manifest:
-        body = b"".join(self.parts)
-        self.parts = []  # not held twice (~120 MB per million files)
-        return Manifest.from_canonical_body(body, count=self.count, total_size=self.total)
+        return self.writer.finish(count=self.count, total_size=self.total)
 
 
 def snapshot_local(
@@ -638,6 +745,7 @@ def snapshot_local(
                 build.ingest.finish()
             except BaseException:
                 build.ingest.abort()
+                build.writer.abort()
                 scan.finish("", completed=False)  # keep what was hashed; checked next time
                 raise
             manifest = build.manifest()
@@ -669,6 +777,7 @@ def snapshot_local(
             scan.finish("" if corrections else manifest.digest)
     finally:
         progress.stop()
+        _HOT.dir = None
         if prefetched is not None:
             prefetched.close()  # normally already closed by the walk
     if skipped:
