@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import shutil
 import signal
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from headwater import _failpoints
 from headwater.errors import ReferenceChanged, UnsafePath
 from headwater.progress import NullProgress, Progress
 from headwater.store import backends
@@ -31,10 +33,6 @@ from headwater.store.paths import check_relpath, safe_join
 WORKERS = 8
 #: Remote reads wait on the network, not the disk: more of them in flight.
 REMOTE_WORKERS = 32
-#: Threads reading a local store's packs: the reads are CPU (pread + verify, ~9 µs an object),
-#: and every extra thread holding the GIL delays the writing thread's return from each system
-#: call (100k packed files, no fork: 6.3-6.5 s with 2 threads, 8.3-20.7 s with 32).
-LOCAL_PACK_WORKERS = 2
 #: Entries per task handed to the writer threads.
 BATCH = 256
 #: Objects up to this size are read whole, verified, and written from one buffer.
@@ -144,6 +142,12 @@ def _part_name(directory: str) -> str:
     return os.path.join(directory, f".hw-{uuid.uuid4().hex[:12]}.part")
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write_bytes(target: str, data: bytes) -> None:
     """``target`` holds ``data`` afterwards, and never anything in between."""
     directory, name = os.path.split(target)
@@ -171,9 +175,118 @@ def _write_stream(target: str, src: BinaryIO) -> None:
             os.unlink(tmp)
 
 
+#: The hidden directory a checkout builds new top-level names in (:class:`_Fresh`), in ``dest``.
+STAGING_PREFIX = ".hw-checkout-"
+#: Directory descriptors a checkout keeps open to create files relative to them.
+DIR_FDS = 64
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+class _Fresh:
+    """The files of a checkout under top-level names that did not exist in the destination
+    when it began (all of them when it was missing or empty): each is created whole with
+    ``O_EXCL`` (relative to a cached directory descriptor: three system calls, where an
+    anonymous file linked under its name takes six) in a hidden directory in the destination,
+    ``.hw-checkout-*``, whose top-level entries are renamed into place once every file is
+    written (:meth:`publish`). So no file is ever visible under its final name unverified or
+    half-written: a crash leaves the hidden directory (only complete files are ever moved out
+    of it), an error removes it. A name that appeared meanwhile is merged file by file.
+    """
+
+    def __init__(self, base: str, *, empty: bool) -> None:
+        self.base = base
+        self.empty = empty
+        self.staging = os.path.join(base, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        self._tops: dict[str, bool] = {}
+        self._dirs: dict[str, str] = {}
+        self._fds: dict[str, int] = {}
+
+    def takes(self, relpath: str) -> bool:
+        """Whether ``relpath`` is written here (its top-level name is new to the destination)."""
+        if self.empty:
+            return True
+        top = relpath.partition("/")[0]
+        new = self._tops.get(top)
+        if new is None:
+            check_relpath(relpath)
+            new = self._tops[top] = not os.path.lexists(os.path.join(self.base, top))
+        return new
+
+    def _dir(self, parent: str) -> str:
+        path = self._dirs.get(parent)
+        if path is None:
+            if parent:
+                check_relpath(parent)
+            path = os.path.join(self.staging, parent) if parent else self.staging
+            os.makedirs(path, exist_ok=True)  # nobody else makes links in here: no resolve
+            self._dirs[parent] = path
+        return path
+
+    def target(self, relpath: str) -> str:
+        """The staged path of ``relpath``, its directory made (thread-safe)."""
+        check_relpath(relpath)
+        parent, _, name = relpath.rpartition("/")
+        return os.path.join(self._dir(parent), name)
+
+    def write(self, relpath: str, data: bytes) -> None:
+        """Create ``relpath`` holding ``data`` (one thread only: the descriptors are shared)."""
+        check_relpath(relpath)
+        parent, _, name = relpath.rpartition("/")
+        dfd = self._fds.get(parent)
+        if dfd is None:
+            if len(self._fds) >= DIR_FDS:
+                self.close()
+            dfd = self._fds[parent] = os.open(self._dir(parent), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fd = os.open(name, _CREATE, 0o644, dir_fd=dfd)
+        except FileExistsError:
+            # the forked child's half written again after it failed (perhaps mid-file)
+            _write_bytes(os.path.join(self._dir(parent), name), data)
+            return
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def publish(self, where: _Destination) -> None:
+        """Move every staged top-level entry into the destination, then drop the staging."""
+        self.close()
+        try:
+            names = os.listdir(self.staging)
+        except FileNotFoundError:
+            return  # nothing was new
+        for name in names:
+            staged = os.path.join(self.staging, name)
+            try:
+                os.rename(staged, os.path.join(self.base, name))
+            except OSError:  # it appeared meanwhile (not as an empty directory): merge
+                self._merge(staged, name, where)
+        shutil.rmtree(self.staging)
+
+    @staticmethod
+    def _merge(staged: str, relpath: str, where: _Destination) -> None:
+        if not os.path.isdir(staged) or os.path.islink(staged):
+            os.replace(staged, where.target(relpath))
+            return
+        for top, _dirs, files in os.walk(staged):
+            rel = os.path.relpath(top, staged)
+            for name in files:
+                inner = name if rel == "." else f"{rel}/{name}"
+                os.replace(os.path.join(top, name), where.target(f"{relpath}/{inner}"))
+
+    def discard(self) -> None:
+        self.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
 def checkout(
     store: ObjectStore,
-    manifest: Manifest,
+    manifest: Iterable[ManifestEntry],
     dest: str | Path,
     *,
     options: Mapping[str, Any],
@@ -182,47 +295,53 @@ def checkout(
 ) -> Path:
     """Write every file of ``manifest`` under ``dest``; each file appears only when verified.
 
-    Small objects of a local store are read whole, checked against their digest and written from
-    the same buffer, in this thread; large ones, reference entries and reads from a remote store
-    go to a pool of threads in batches, streamed through a verifying reader. Checkouts are
-    always copies: nothing in ``dest`` shares an inode with the store, so editing a checked-out
-    file cannot alter a version.
+    Small objects of a local store are read (packed neighbours with one ``pread``), checked
+    against their digest and written from the same buffer, in this thread (and in a forked
+    child for the second half of a large checkout); large ones and reference entries go to a
+    pool of threads, streamed through a verifying reader. From a remote store threads fetch
+    batches and this thread writes them. Files under a name the destination did not hold are
+    built in a hidden directory in it and moved into place at the end (:class:`_Fresh`).
+    Checkouts are always copies: nothing in ``dest`` shares an inode with the store, so editing
+    a checked-out file cannot alter a version.
     """
     root = Path(dest)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True)
+        empty = True
+    except FileExistsError:
+        if not root.is_dir():
+            raise
+        with os.scandir(root) as listing:
+            empty = next(listing, None) is None
     where = _Destination(root)
+    fresh = _Fresh(str(where.base), empty=empty)
     bar: Progress = progress or NullProgress()
-    bar.start(f"checking out to {root}", len(manifest))
+    bar.start(f"checking out to {root}", len(manifest) if isinstance(manifest, Sized) else 0)
+
+    def target(relpath: str) -> str:
+        """Where ``relpath`` is written (any thread; an existing file there is replaced)."""
+        return fresh.target(relpath) if fresh.takes(relpath) else where.target(relpath)
+
+    def put(entry: ManifestEntry, data: bytes) -> None:
+        """Write verified bytes (this thread, or the forked child's only one)."""
+        if fresh.takes(entry.path):
+            fresh.write(entry.path, data)
+        else:
+            _write_bytes(where.target(entry.path), data)
 
     def write(entry: ManifestEntry) -> None:
-        target = where.target(entry.path)
+        path = target(entry.path)
         label = f"{context} {entry.path}".strip()
         if entry.source is not None or entry.digest is None:
-            _write_stream(target, open_entry(store, entry, options=options, context=context))
+            _write_stream(path, open_entry(store, entry, options=options, context=context))
         elif entry.size <= SMALL_MAX:
-            _write_bytes(target, store.read_bytes(entry.digest, context=label))
+            _write_bytes(path, store.read_bytes(entry.digest, context=label))
         else:
-            store.get_file(entry.digest, target, context=label)
+            store.get_file(entry.digest, path, context=label)
 
-    def write_batch(batch: list[ManifestEntry]) -> None:
-        small = {e.digest: e for e in batch
-                 if e.source is None and e.digest is not None and e.size <= SMALL_MAX}
-        if len(small) > 1:
-            # packed neighbours come in a few coalesced ranged GETs (ADR 0005); cache hits
-            # first; this thread is already one of the pool's
-            by_digest: dict[str, list[ManifestEntry]] = {}
-            for e in batch:
-                if e.digest in small:
-                    by_digest.setdefault(e.digest, []).append(e)
-            for digest, got in store.read_many(list(by_digest), context=context, workers=1):
-                for e in by_digest[digest]:
-                    if isinstance(got, BaseException):
-                        write(e)  # read again on its own: the error then names the path
-                        raise got
-                    _write_bytes(where.target(e.path), got)
+    def write_each(batch: list[ManifestEntry]) -> None:
         for entry in batch:
-            if len(small) <= 1 or entry.digest not in small:
-                write(entry)
+            write(entry)
         bar.advance(len(batch))
 
     def stored_small(e: ManifestEntry) -> bool:
@@ -231,10 +350,9 @@ def checkout(
     Fetched = list[tuple[list[ManifestEntry], bytes | BaseException]]
 
     def fetch(batch: list[ManifestEntry]) -> Fetched:
-        """Remote stores, in a pool thread: the verified bytes of the batch's small objects
-        (packed neighbours in a few coalesced ranged GETs, or the read cache); the files are
-        written by the calling thread (:func:`land`). Large and reference entries are
-        streamed to their files here."""
+        """The verified bytes of the batch's small objects (packed neighbours in a few
+        coalesced reads, or the read cache), for :func:`land`; large and reference entries
+        (remote stores: this runs in a pool thread) are streamed to their files here."""
         by_digest: dict[str, list[ManifestEntry]] = {}
         for e in batch:
             if stored_small(e):
@@ -251,68 +369,76 @@ def checkout(
                 if isinstance(got, BaseException):
                     write(e)  # read again on its own: the error then names the path
                     raise got
-                _write_bytes(where.target(e.path), got)
+                put(e, got)
             bar.advance(len(entries))
-
-    def inline(entry: ManifestEntry) -> bool:
-        # from a local store a small file is a few system calls: in threads each of them hands
-        # the GIL over (the snapshot measured 3x slower that way), so they run here; large
-        # objects (hashed and copied without the GIL) and remote reads go to the pool
-        # (packed ones go in batches too: neighbours are read together, ADR 0005)
-        return store.local and entry.digest is not None and entry.source is None \
-            and entry.size <= SMALL_MAX and (not packed or store.packs.find(entry.digest) is None)
 
     if store.local:  # (remote stores: no listing here, the read cache may answer everything)
         store.packs.ensure()
     packed = bool(store.packs.where)
-    # remote or packed: threads fetch batches (coalesced ranged reads), this thread writes
-    fetching = not store.local or packed
-    fetchers = LOCAL_PACK_WORKERS if store.local else REMOTE_WORKERS
 
-    def write_half(entries: list[ManifestEntry]) -> None:
+    def local(entries: Iterable[ManifestEntry]) -> None:
+        """A local store: small objects read, verified and written here, one system call or
+        two each (threads would hand the GIL over around every one of them: 3x slower in the
+        snapshot, and 2 reading threads beside this one cost ~25% here); packed neighbours
+        in batches read with one ``pread`` per coalesced range (ADR 0005). Large objects
+        (hashed and copied without the GIL) and reference entries go to a pool."""
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            pending: deque[Future[None]] = deque()
+            small: list[ManifestEntry] = []
+            other: list[ManifestEntry] = []
+            for entry in entries:
+                if not stored_small(entry):
+                    other.append(entry)
+                    if len(other) >= 16 or entry.size > SMALL_MAX:  # large: one a task
+                        pending.append(pool.submit(write_each, other))
+                        other = []
+                        if len(pending) > WORKERS * 4:
+                            pending.popleft().result()
+                elif packed:
+                    small.append(entry)
+                    if len(small) >= BATCH:
+                        land(fetch(small))
+                        small = []
+                else:
+                    put(entry, store.read_bytes(cast(str, entry.digest),
+                                                context=f"{context} {entry.path}".strip()))
+                    bar.advance()
+            if small:
+                land(fetch(small))
+            if other:
+                pending.append(pool.submit(write_each, other))
+            while pending:
+                pending.popleft().result()
+
+    def write_half(entries: Iterable[ManifestEntry]) -> None:
         """The forked child's half: written the same way, without progress output."""
         nonlocal bar
         bar = NullProgress()
-        if fetching:
-            _remote(entries, fetch, land, fetchers)
-        else:
-            for entry in entries:
-                write(entry)
+        local(entries)
 
-    child = (_fork_half(manifest, stored_small if fetching else inline, write_half)
-             if store.local else None)
-
+    child = _fork_half(manifest, stored_small, write_half) if store.local else None
     try:
-        if fetching:
-            _remote(manifest if child is None else child.mine, fetch, land, fetchers)
+        if not store.local:
+            _remote(manifest, fetch, land, REMOTE_WORKERS)
+        elif child is None:
+            local(manifest)
         else:
-            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                pending: list[Future[None]] = []
-                batch: list[ManifestEntry] = []
-                for entry in (manifest if child is None else child.mine):
-                    if inline(entry):
-                        write(entry)
-                        bar.advance()
-                        continue
-                    batch.append(entry)
-                    if len(batch) >= BATCH:
-                        pending.append(pool.submit(write_batch, batch))
-                        batch = []
-                    if len(pending) > WORKERS * 4:  # bounded: a million futures cost ~1 GB
-                        pending.pop(0).result()
-                if batch:
-                    pending.append(pool.submit(write_batch, batch))
-                for future in pending:
-                    future.result()
-        if child is not None:
+            local(child.mine())
             if not child.wait():  # the child failed: write its half here, raising its error
-                for entry in child.theirs:
+                for entry in child.theirs():
                     write(entry)
-            bar.advance(len(child.theirs))
-    finally:
-        bar.stop()
+            bar.advance(child.count)
         if child is not None:
             child.stop()
+        _failpoints.hit("checkout.before_publish")
+        fresh.publish(where)
+    except BaseException:
+        if child is not None:
+            child.stop()  # before its files are removed
+        fresh.discard()
+        raise
+    finally:
+        bar.stop()
         if store.cache is not None:
             store.cache.flush()  # hits and misses, for `headwater cache`
     return root
@@ -358,14 +484,29 @@ def _remote(manifest: Iterable[ManifestEntry], fetch: Callable[[list[ManifestEnt
 
 
 class _Child:
-    """A forked process writing ``theirs`` (small files from a local store) while this one
-    writes ``mine``; it reports nothing but its exit status."""
+    """A forked process writing the small files of ``manifest`` from position ``cut`` on
+    (``theirs``) while this one writes the rest (``mine``); it reports nothing but its exit
+    status. Both iterate the manifest as it is: no list of either half is built."""
 
-    def __init__(self, pid: int, mine: list[ManifestEntry], theirs: list[ManifestEntry]) -> None:
-        self.pid = pid
-        self.mine = mine
-        self.theirs = theirs
+    def __init__(self, manifest: Iterable[ManifestEntry], cut: int,
+                 small: Callable[[ManifestEntry], bool]) -> None:
+        self.pid = 0
+        self.manifest = manifest
+        self.cut = cut
+        self.small = small
+        #: entries of the child's half, counted by :meth:`mine`
+        self.count = 0
         self._status: int | None = None
+
+    def mine(self) -> Iterator[ManifestEntry]:
+        for i, entry in enumerate(self.manifest):
+            if i < self.cut or not self.small(entry):
+                yield entry
+            else:
+                self.count += 1
+
+    def theirs(self) -> Iterator[ManifestEntry]:
+        return (e for e in itertools.islice(self.manifest, self.cut, None) if self.small(e))
 
     def wait(self) -> bool:
         """True if the child wrote every file of its half."""
@@ -381,31 +522,28 @@ class _Child:
             self.wait()
 
 
-def _fork_half(manifest: Manifest, inline: Callable[[ManifestEntry], bool],
-               write_half: Callable[[list[ManifestEntry]], None]) -> _Child | None:
-    """Fork a child that writes (``write_half``) the second half of the small files that
-    ``inline`` selects (loose or packed, from a local store), or None
+def _fork_half(manifest: Iterable[ManifestEntry], small: Callable[[ManifestEntry], bool],
+               write_half: Callable[[Iterable[ManifestEntry]], None]) -> _Child | None:
+    """Fork a child that writes (``write_half``) the files ``small`` selects (stored small
+    objects of a local store, loose or packed) in the second half of the manifest, or None
     when the checkout is small, the process has other threads (a fork copies only the calling
     thread: a lock another thread holds would stay held in the child) or
-    ``HEADWATER_CHECKOUT_FORK=off``. The parent writes everything else; a file both write
-    (never, but harmless) ends up whole either way: every write is an atomic link or rename."""
-    if not hasattr(os, "fork") or len(manifest) < FORK_MIN or threading.active_count() != 1:
+    ``HEADWATER_CHECKOUT_FORK=off``. The parent writes everything else (the first half, and
+    the large and reference entries of the second: its pool), which about balances the two.
+    A file both write (only after the child failed) ends up whole either way."""
+    if not hasattr(os, "fork") or not isinstance(manifest, Sized) or len(manifest) < FORK_MIN \
+            or threading.active_count() != 1:
         return None
     if os.environ.get("HEADWATER_CHECKOUT_FORK", "on").lower() in ("0", "off", "false"):
         return None
-    entries = list(manifest)
-    small = [i for i, e in enumerate(entries) if inline(e)]
-    if len(small) < FORK_MIN:
-        return None
-    cut = small[len(small) // 2]
-    theirs = [e for e in entries[cut:] if inline(e)]
-    mine = entries[:cut] + [e for e in entries[cut:] if not inline(e)]
+    child = _Child(manifest, len(manifest) // 2, small)
     pid = os.fork()
     if pid == 0:  # the child: write, then leave at once (no atexit, no buffers, no finally)
         code = 1
         try:
-            write_half(theirs)
+            write_half(child.theirs())
             code = 0
         finally:
             os._exit(code)
-    return _Child(pid, mine, theirs)
+    child.pid = pid
+    return child
