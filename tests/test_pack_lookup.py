@@ -147,10 +147,77 @@ def test_a_certificate_needs_no_two_second_wait_and_a_deletion_right_after_is_se
     time.sleep(0.05)  # a few ticks of the filesystem's clock (not the old 2 s)
     assert not cat.log(src, name="ds").created
     checks = tmp_path / "store" / "checks"
-    assert [p.name for p in checks.iterdir()] == [v.digest]  # and no temporary file left
+    assert sorted(p.name for p in checks.iterdir()) == sorted([v.digest, "last"])  # no tmp
     digest = sorted(e.digest for e in cat.manifest_of(v) if e.digest)[2]
     os.unlink(tmp_path / "store" / "objects" / digest[:2] / digest[2:])
     assert not cat.log(src, name="ds").created
     assert ObjectStore(cat.store.url).missing({digest}) == set()
     assert cat.verify("ds@1").ok
+    cat.close()
+
+
+def _aged_files(src: Path, n: int, seed: str = "") -> None:
+    src.mkdir(exist_ok=True)
+    for i in range(n):
+        (src / f"f{i:02d}.txt").write_bytes(f"file {i}{seed}\n".encode() * (i + 1))
+        os.utime(src / f"f{i:02d}.txt", (time.time() - 60, time.time() - 60))
+
+
+def _change(path: Path, text: bytes) -> None:
+    path.write_bytes(text)
+    os.utime(path, (time.time() - 30, time.time() - 30))
+
+
+def test_a_new_version_lists_only_the_prefixes_that_changed_since_the_last_certificate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_PACK", "off")
+    src = tmp_path / "src"
+    _aged_files(src, 40)
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'c.db'}", store_url=str(tmp_path / "store"))
+    v = cat.log(src, name="ds")
+    time.sleep(0.05)
+    cat.log(src, name="ds")  # leaves a certificate of v (and checks/last names it)
+    assert (tmp_path / "store" / "checks" / "last").read_text() == v.digest
+    prefixes = {e.digest[:2] for e in cat.manifest_of(v) if e.digest}
+    listed: list[str] = []
+    real = ObjectStore._absent_by_prefix
+
+    def counting(self: ObjectStore, by_prefix: dict[str, list[str]]) -> set[str]:
+        listed.extend(by_prefix)
+        return real(self, by_prefix)
+
+    time.sleep(0.05)
+    _change(src / "f05.txt", b"changed\n")
+    monkeypatch.setattr(ObjectStore, "_absent_by_prefix", counting)
+    v2 = cat.log(src, name="ds")
+    monkeypatch.setattr(ObjectStore, "_absent_by_prefix", real)
+    assert v2.created and len(prefixes) > 20
+    # the prefixes of f05's new and old object (and of the manifest, if it shares one)
+    assert 1 <= len(listed) <= 3, listed
+    # a deletion in a prefix the change did not touch moves that prefix's mtime: still seen
+    time.sleep(0.05)
+    lost = next(e.digest for e in cat.manifest_of(v2) if e.digest and e.path != "f05.txt"
+                and e.path != "f06.txt")
+    os.unlink(tmp_path / "store" / "objects" / lost[:2] / lost[2:])
+    _change(src / "f06.txt", b"changed too\n")
+    v3 = cat.log(src, name="ds")
+    assert v3.created
+    assert ObjectStore(cat.store.url).missing({lost}) == set()
+    assert cat.verify(v3.ref).ok and cat.verify(v2.ref).ok
+    cat.close()
+
+
+def test_a_new_version_in_a_packed_store_notices_an_index_lost_since_the_last_certificate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cat, src, v = _logged(tmp_path, monkeypatch)
+    store = Path(cat.store.root)
+    assert (store / "checks" / "last").read_text() == v.digest
+    for name in os.listdir(store / "packs"):  # the pack and its index are lost
+        os.unlink(store / "packs" / name)
+    _change(src / "f05.txt", b"changed\n")
+    v2 = cat.log(src, name="ds")
+    assert v2.created
+    wanted = {e.digest for e in cat.manifest_of(v2) if e.digest}
+    assert ObjectStore(cat.store.url).missing(wanted) == set()
+    assert cat.verify(v2.ref).ok
     cat.close()

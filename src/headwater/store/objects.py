@@ -242,6 +242,10 @@ class ObjectStore:
         by_prefix: dict[str, list[str]] = {}
         for d in digests:
             by_prefix.setdefault(d[:2], []).append(d)
+        return self._absent_by_prefix(by_prefix)
+
+    def _absent_by_prefix(self, by_prefix: Mapping[str, list[str]]) -> set[str]:
+        """:meth:`absent` of digests grouped by their 2-hex prefix (a local store)."""
         out: set[str] = set()
         # one prefix directory's names in memory at a time (all of them: ~110 MB per million)
         for prefix, wanted in by_prefix.items():
@@ -265,6 +269,12 @@ class ObjectStore:
         (the mtime of the certificate's temporary file, created then): any later change gets a
         newer mtime. (Before: mtimes older than two seconds by the machine's clock, which left
         the first re-log after a log without a certificate.)
+
+        Digests with no certificate of their own (a new version) are checked prefix by prefix
+        against the last certificate written (``checks/last`` names it): a prefix whose
+        directory has the mtime it recorded and whose digests are the ones it checked there
+        (the hash of them is kept per prefix) is not listed again. A re-log that
+        changed a few files lists the few prefixes they touched, not all 256.
 
         A store with packs keeps its pack indexes and quarantine markers in the certificate too
         (packed objects leave no trace in the prefix mtimes): it holds while every index it
@@ -291,26 +301,68 @@ class ObjectStore:
             return self.absent(digests)
         try:
             clock = os.fstat(fd).st_mtime_ns  # the filesystem's time, before any mtime is read
+            groups: dict[str, list[str]] = {}
+            for d in digests:
+                groups.setdefault(d[:2], []).append(d)
             mtimes: dict[str, int] = {}
-            for prefix in {d[:2] for d in digests}:
+            for prefix in groups:
                 with contextlib.suppress(FileNotFoundError):
                     mtimes[prefix] = os.stat(f"{objects}/{prefix}").st_mtime_ns
-            out = self.absent(digests)
+            hashes = {p: _group_hash(ds) for p, ds in groups.items()}
+            earlier = self._last_certificate(checks, objects, indexes, void)
+            out = self._absent_by_prefix({p: ds for p, ds in groups.items()
+                                          if earlier.get(p, ()) != (mtimes.get(p), hashes[p])})
             if not out and (mtimes or indexes) and max(mtimes.values(), default=0) < clock:
-                # the format of a store without packs is the one older versions read
-                kept = {"objects": mtimes, "indexes": indexes, "void": void} if indexes \
-                    else mtimes
+                kept = {"objects": mtimes, "groups": hashes, "indexes": indexes, "void": void}
                 with contextlib.suppress(OSError):
                     _write_all(fd, marshal.dumps(kept))
                     os.close(fd)
                     fd = -1
                     os.replace(tmp, cert)
+                    pointer = f"{checks}/last.{os.getpid()}.{next(_TMP_NAMES)}.tmp"
+                    try:
+                        with open(pointer, "wb") as f:
+                            f.write(key.encode())
+                        os.replace(pointer, f"{checks}/last")
+                    finally:
+                        with contextlib.suppress(OSError):
+                            os.unlink(pointer)
             return out
         finally:
             if fd != -1:
                 os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+    def _last_certificate(self, checks: str, objects: str, indexes: list[str],
+                          void: list[str]) -> dict[str, tuple[int | None, bytes]]:
+        """``prefix -> (mtime, hash of the digests checked there)`` of the last certificate
+        written, for the prefixes whose directory still has that mtime (None: there was no
+        directory, every digest there was packed); empty if there is none or it no longer
+        holds for packed objects (an index gone, a copy voided since)."""
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
+            with open(f"{checks}/last", "rb") as f:
+                name = f.read(DIGEST_HEX_LEN + 1).decode("ascii")
+            if len(name) != DIGEST_HEX_LEN or not all(c in "0123456789abcdef" for c in name):
+                return {}
+            with open(f"{checks}/{name}", "rb") as f:
+                kept = marshal.load(f)
+            if not isinstance(kept, dict) or not isinstance(kept.get("groups"), dict) \
+                    or not set(kept["indexes"]) <= set(indexes) \
+                    or not set(void) <= set(kept["void"]):
+                return {}
+            mtimes = kept["objects"]
+            out: dict[str, tuple[int | None, bytes]] = {}
+            for prefix, digest in kept["groups"].items():
+                m = mtimes.get(prefix)
+                try:
+                    now: int | None = os.stat(f"{objects}/{prefix}").st_mtime_ns
+                except FileNotFoundError:
+                    now = None
+                if now == m:
+                    out[prefix] = (m, digest)
+            return out
+        return {}
 
     def _void_markers(self) -> set[str]:
         return {n for n in self.list_dir("quarantine") if len(n) == DIGEST_HEX_LEN}
@@ -1032,6 +1084,13 @@ class ObjectStore:
 
 
 _DIGESTS = re.compile("[0-9a-f]*")
+
+
+def _group_hash(digests: list[str]) -> bytes:
+    """What a certificate keeps of the digests it checked under one prefix."""
+    h = new_hasher()
+    h.update("".join(sorted(digests)).encode())
+    return h.digest()[:16]
 
 
 def _certificate_holds(kept: Any, objects: str, indexes: list[str], void: list[str]) -> bool:
