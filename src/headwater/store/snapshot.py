@@ -127,8 +127,8 @@ class _Dir:
     unpacked again one directory at a time by what runs after the walk.
     """
 
-    __slots__ = ("_digests", "_files", "_packed", "digests_blob", "formats", "fresh", "key",
-                 "path", "plain", "prefix", "reused", "stats_blob")
+    __slots__ = ("_digests", "_files", "_packed", "digests_blob", "formats", "key", "path",
+                 "plain", "prefix", "reused", "stats_blob")
 
     def __init__(self, path: str, prefix: str, key: str, files: list[FileStat]) -> None:
         self.path = path  # absolute directory (or, for a single-file root, that file)
@@ -139,9 +139,6 @@ class _Dir:
         self._digests: list[Any] | None = []
         self._packed: tuple[bytes, bytes] | None = None  # (stats, digests) once compact
         self.reused = False  # the stat-cache row matched as a whole
-        #: every file was hashed by the ingest and its object dealt with (published or packed
-        #: by this snapshot, or found present: then in ``_Ingest.existing``)
-        self.fresh = False
         self.formats = ""  # the stat cache's formats value, for the row recorded
         self.plain = False  # no '"' in any path: lines need no JSON escaping
         #: pack_stats(files) as listed, and a reused row's digests: its compact form as it is
@@ -193,20 +190,18 @@ _HOT = threading.local()
 
 
 class _AllDigests:
-    """The digests of every file of ``dirs`` (in order) and then ``more``, as often as
-    iterated: a stand-in for their list."""
+    """The digests of every file of ``dirs``, in order, as often as iterated: a stand-in for
+    their list."""
 
-    def __init__(self, dirs: list[_Dir], more: Iterable[str] = ()) -> None:
+    def __init__(self, dirs: list[_Dir]) -> None:
         self._dirs = dirs
-        self._more = more
 
     def __iter__(self) -> Iterator[str]:
         for d in self._dirs:
             yield from d.digests
-        yield from self._more
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return sum(len(d.digests) for d in self._dirs)
 
 
 #: One run of consecutive files of a directory in manifest order: (dir, start, end).
@@ -373,6 +368,7 @@ class _Ingest:
         #: per 2-hex prefix, the names listed and claimed, as raw bytes (64 B each, not 112)
         self._present: dict[str, set[bytes]] = {}
         self._checked: set[str] = set()  # existing objects whose content was compared
+        self._packs_before = False  # the store held packs when this snapshot listed it
         self._lock = threading.Lock()
         self._started = time.time_ns()
 
@@ -388,9 +384,13 @@ class _Ingest:
             if name in names:
                 self.existing.add(digest)
                 return False
-            if self.packer is not None and self.store.packs.find(digest) is not None:
-                self.existing.add(digest)  # packed (the indexes were loaded with the listing)
-                return False
+            if self.packer is not None:
+                # packed before (the indexes were loaded with the listing); a store with no
+                # pack yet is not asked, so it builds no table of what this snapshot packs
+                if self._packs_before and self.store.packs.find(digest) is not None:
+                    self.existing.add(digest)
+                    return False
+                return True  # the pack writer keeps each object once: no name kept here
             names.add(name)
             return True
 
@@ -400,6 +400,7 @@ class _Ingest:
         pack the files that were waiting for it, in the order they were read."""
         self._present = {p: _raw_names(names) for p, names in self.store.list_loose().items()}
         self.store.packs.refresh()
+        self._packs_before = self.store.packs.any()
         self.packer = self.store.pack_writer()
         waiting, self._waiting = self._waiting, []
         for digest, data in waiting:
@@ -596,7 +597,6 @@ class _Build:
                 digests.append(self.pool.submit(self.ingest, d.file_path(i), size))
         d.digests = digests
         d.formats = formats
-        d.fresh = all(x is None for x in cached)
         self.progress.advance(sum(1 for x in cached if x is not None))
 
     # -- a run is ready to become manifest lines -------------------------------------------------
@@ -646,22 +646,14 @@ class _Build:
         unchanged re-log of 100k files (0.52 -> 0.90 s); a truncated one is caught by the first
         read or ``verify``, which flag it.
         """
-        # what this snapshot wrote is there (gc spares new objects): only the other objects
-        # are looked for, the reused ones and those found already there, plus one written
-        # object per prefix directory, so that a certificate written for ``key`` still names
-        # every directory its objects are in. Iterated, never held as one list (~130 MB per
-        # million digests), unless absent_since_checked lists them
-        per_prefix: dict[str, str] = {}
-        for dg in _AllDigests([d for d in self.dirs if d.fresh]):
-            per_prefix.setdefault(dg[:2], dg)
-            if len(per_prefix) == 256:
-                break
-        reused = cast("list[str]", _AllDigests(
-            [d for d in self.dirs if not d.fresh], [*self.ingest.existing, *per_prefix.values()]))
-        bad = self.store.absent_since_checked(reused, key)
+        # every digest, also those this snapshot wrote: the certificate written for ``key``
+        # names them all (a later version's check compares its prefixes' digests with it).
+        # Iterated, not held here as one list of strings (~130 MB per million)
+        digests = cast("list[str]", _AllDigests(self.dirs))
+        bad = self.store.absent_since_checked(digests, key)
         flags = self.store.flagged()
         if flags:
-            bad |= {dg for dg in _AllDigests(self.dirs) if dg in flags}
+            bad |= {dg for dg in digests if dg in flags}
         found = (self.ingest.existing | {d.digests[i] for d, i in self.unvouched}) - bad
         if found:
             sizes = {dg: f[1] for d in self.dirs
@@ -686,7 +678,6 @@ class _Build:
             digests[i] = digest
             if not handled:
                 self.hashed.append((d, i))
-                d.fresh = False
             self.progress.advance()
 
     def _record(self, d: _Dir) -> None:
