@@ -45,8 +45,11 @@ SCRIPT = textwrap.dedent("""
     other = threading.Thread(target=stop.wait)
     if mode == "thread":
         other.start()
+    manifest = snap.manifest
+    if mode == "stream":  # as `headwater get` reads it: parsed as it is written
+        manifest = checkout_mod.stream_manifest(store, store.put_bytes(snap.manifest.to_bytes()))
     try:
-        checkout_mod.checkout(store, snap.manifest, out, options={})
+        checkout_mod.checkout(store, manifest, out, options={})
     except ObjectCorrupted as exc:
         result["error"] = str(exc)
     finally:
@@ -94,6 +97,13 @@ def test_a_packed_local_store_checks_out_in_two_processes(tmp_path: Path) -> Non
     result, root, out = _run(tmp_path, "packed")
     assert result["error"] is None and result["forks"] == 1
     assert result["packed"] == 400  # every small file is in a pack, the large one is loose
+    _same(root, out)
+
+
+def test_a_streamed_manifest_is_checked_out_by_two_processes(tmp_path: Path) -> None:
+    """The child parses only the second half of the manifest's bytes, the parent all of it."""
+    result, root, out = _run(tmp_path, "stream")
+    assert result == {"error": None, "forks": 1, "packed": 0}
     _same(root, out)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -18,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -65,6 +68,89 @@ def iter_manifest(store: ObjectStore, digest: str, *, context: str = "") -> Iter
                 )
             previous = entry.path
             yield entry
+
+
+def stream_manifest(store: ObjectStore, digest: str, *, context: str = "") -> StoredManifest:
+    """A stored manifest for a checkout: its verified bytes, parsed as they are iterated."""
+    data = store.read_bytes(digest, context=context or "manifest")
+    return StoredManifest(data, f"{digest[:12]} ({context})" if context else digest[:12])
+
+
+#: A plain entry line (see ``manifest._PLAIN_LINE``), matched in the manifest's bytes.
+_PLAIN_ENTRY = re.compile(
+    rb'\{"digest":"([0-9a-f]{64})","path":"([^"\\\n]*)","size":(0|[1-9][0-9]{0,18})\}\n')
+
+
+class StoredManifest:
+    """The entries of a stored manifest, parsed from its bytes each time they are iterated
+    (issue 18: a checkout of a million files holds the ~130 MB of its manifest, not a million
+    entry objects of ~290 B each). Iterating checks what :class:`Manifest` checks when built:
+    strictly ascending paths (so no duplicates), no file that is also a directory; each path
+    is checked (:func:`check_relpath`) where the checkout writes it."""
+
+    def __init__(self, data: bytes, label: str) -> None:
+        nl = data.find(b"\n")
+        head = data if nl < 0 else data[:nl]
+        for _ in iter_entries([head]):  # checks the header line
+            pass
+        self.data = data
+        self.label = label
+        self.start = len(data) if nl < 0 else nl + 1
+        self._count = data.count(b"\n", self.start) + (not data.endswith(b"\n")
+                                                        and len(data) > self.start)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        return in_order(self.part(self.start, len(self.data)), self.label)
+
+    def halves(self) -> tuple[Callable[[], Iterator[ManifestEntry]],
+                              Callable[[], Iterator[ManifestEntry]]]:
+        """The entries before and after the line starting nearest the middle of the bytes
+        (unchecked order: iterate both in turn through :func:`in_order`)."""
+        end = len(self.data)
+        nl = self.data.find(b"\n", self.start + (end - self.start) // 2)
+        mid = end if nl < 0 else nl + 1
+        return partial(self.part, self.start, mid), partial(self.part, mid, end)
+
+    def part(self, pos: int, end: int) -> Iterator[ManifestEntry]:
+        data = self.data
+        match = _PLAIN_ENTRY.match
+        entry = ManifestEntry.of_local_file  # the checkout checks every path it writes
+        while pos < end:
+            m = match(data, pos, end)
+            if m is not None:
+                pos = m.end()
+                yield entry(m[2].decode(), m[1].decode(), int(m[3]))
+                continue
+            nl = data.find(b"\n", pos, end)
+            stop = end if nl < 0 else nl
+            line = data[pos:stop].decode()
+            pos = stop + 1
+            if line.strip():
+                yield ManifestEntry.from_json(json.loads(line))
+
+
+def in_order(entries: Iterable[ManifestEntry], label: str) -> Iterator[ManifestEntry]:
+    """``entries``, raising :class:`UnsafePath` once a path is not after the one before it, or
+    names a file given earlier as a directory (all the paths between ``a`` and ``a/b`` in
+    order start with ``a``: a stack of the earlier paths that prefix the current one finds
+    it)."""
+    previous = ""
+    prefixes: list[str] = []
+    for e in entries:
+        path = e.path
+        if path <= previous:
+            raise UnsafePath(f"manifest {label} is not in path order at {path!r}")
+        while prefixes and not path.startswith(prefixes[-1]):
+            prefixes.pop()
+        for p in prefixes:
+            if path[len(p)] == "/":
+                raise UnsafePath(f"{p!r} is both a file and a directory in manifest {label}")
+        prefixes.append(path)
+        previous = path
+        yield e
 
 
 def open_reference(entry: ManifestEntry, options: Mapping[str, Any]) -> BinaryIO:
@@ -484,29 +570,34 @@ def _remote(manifest: Iterable[ManifestEntry], fetch: Callable[[list[ManifestEnt
 
 
 class _Child:
-    """A forked process writing the small files of ``manifest`` from position ``cut`` on
+    """A forked process writing the files ``small`` selects in the second half of a manifest
     (``theirs``) while this one writes the rest (``mine``); it reports nothing but its exit
     status. Both iterate the manifest as it is: no list of either half is built."""
 
-    def __init__(self, manifest: Iterable[ManifestEntry], cut: int,
-                 small: Callable[[ManifestEntry], bool]) -> None:
+    def __init__(self, first: Callable[[], Iterator[ManifestEntry]],
+                 second: Callable[[], Iterator[ManifestEntry]],
+                 small: Callable[[ManifestEntry], bool], label: str) -> None:
         self.pid = 0
-        self.manifest = manifest
-        self.cut = cut
+        self.first = first
+        self.second = second
         self.small = small
+        self.label = label
+        #: the first path of the second half (above every path when it is empty)
+        self.cut = next((e.path for e in second()), "\U0010ffff")
         #: entries of the child's half, counted by :meth:`mine`
         self.count = 0
         self._status: int | None = None
 
     def mine(self) -> Iterator[ManifestEntry]:
-        for i, entry in enumerate(self.manifest):
-            if i < self.cut or not self.small(entry):
+        """The parent's entries; the order of all of them is checked on the way."""
+        for entry in in_order(itertools.chain(self.first(), self.second()), self.label):
+            if entry.path < self.cut or not self.small(entry):
                 yield entry
             else:
                 self.count += 1
 
     def theirs(self) -> Iterator[ManifestEntry]:
-        return (e for e in itertools.islice(self.manifest, self.cut, None) if self.small(e))
+        return (e for e in self.second() if self.small(e))
 
     def wait(self) -> bool:
         """True if the child wrote every file of its half."""
@@ -536,7 +627,15 @@ def _fork_half(manifest: Iterable[ManifestEntry], small: Callable[[ManifestEntry
         return None
     if os.environ.get("HEADWATER_CHECKOUT_FORK", "on").lower() in ("0", "off", "false"):
         return None
-    child = _Child(manifest, len(manifest) // 2, small)
+    if isinstance(manifest, StoredManifest):
+        first, second = manifest.halves()
+        label = manifest.label
+    else:
+        cut = len(manifest) // 2
+        first = partial(itertools.islice, manifest, 0, cut)
+        second = partial(itertools.islice, manifest, cut, None)
+        label = "being checked out"
+    child = _Child(first, second, small, label)
     pid = os.fork()
     if pid == 0:  # the child: write, then leave at once (no atexit, no buffers, no finally)
         code = 1
