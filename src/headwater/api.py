@@ -37,7 +37,7 @@ from headwater.refs import DatasetName, VersionRef, check_name
 from headwater.reporting import ReportsMixin
 from headwater.run import RunContext, RunInfo, make_run, run_info
 from headwater.settings import Settings
-from headwater.store.checkout import checkout, open_entry, read_manifest
+from headwater.store.checkout import checkout, open_entry, read_manifest, stream_manifest
 from headwater.store.manifest import Manifest
 from headwater.store.objects import ObjectStore
 from headwater.store.statcache import open_stat_cache
@@ -404,9 +404,10 @@ class Catalog(ReportsMixin):
     def checkout(
         self, version: VersionInfo, dest: str | Path, *, allow_foreign_store: bool = False
     ) -> Path:
+        store = self._read_store(version, allow_foreign_store)
         return checkout(
-            self._read_store(version, allow_foreign_store),
-            self.manifest_of(version, allow_foreign_store=allow_foreign_store),
+            store,  # the manifest parsed as it is written out, not held as entries (issue 18)
+            stream_manifest(store, version.digest, context=f"manifest of {version.ref}"),
             dest,
             options=self.settings.store_options,
             context=version.ref,
