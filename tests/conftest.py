@@ -64,6 +64,14 @@ def pg_url(pg_base_url: str) -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _loose_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``@pytest.mark.loose_store``: catalogs opened by the test keep every object loose
+    (``HEADWATER_PACK=off``); autouse, so it is in place before any catalog fixture opens."""
+    if request.node.get_closest_marker("loose_store"):
+        monkeypatch.setenv("HEADWATER_PACK", "off")
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'catalog.db'}"

@@ -255,6 +255,7 @@ def test_unsupported_data_is_a_clear_error(catalog: Catalog) -> None:
         catalog.get("bad")
 
 
+@pytest.mark.loose_store  # rewrites and then deletes one object's loose file
 def test_verify_names_the_corrupted_version_and_file(catalog: Catalog, data_dir: Path) -> None:
     v = catalog.log(data_dir, name="precious")
     entry = next(e for e in v.manifest() if e.path == "sub/c.txt")

@@ -137,7 +137,9 @@ def test_commit_waits_for_a_gc_batch_in_progress(catalog: Catalog, tmp_path: Pat
         _failpoints.HOOKS.pop("gc.locked", None)
         release.set()
     assert errors == []
-    assert order == ["gc deleted", "committed"]
+    # the first locked section (loose objects) before the commit; a packing store takes the
+    # lock again for each dead pack, before or after the commit
+    assert order[0] == "gc deleted" and "committed" in order
     _assert_intact(catalog, "out@1", src, tmp_path)
 
 

@@ -23,6 +23,10 @@ from headwater import Catalog
 from headwater.errors import ObjectCorrupted
 from headwater.store.objects import ObjectStore
 
+#: the damage below is done to loose object files (truncated, deleted, flipped); packed objects'
+#: damage and repair: tests/test_packs.py and tests/test_pack_lookup.py
+pytestmark = pytest.mark.loose_store
+
 OLD = 1_600_000_000 * 10**9  # an mtime far in the past: the stat cache vouches for the files
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import stat
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,6 +25,7 @@ from headwater.catalog.models import OpenLineageEvent, utcnow
 from headwater.reports import ReportError
 from headwater.server.app import create_app
 from headwater.server.auth import AccessPolicy
+from tests import damage
 from tests.server.conftest import WRITE, auth, served
 
 API = "/api/v1"
@@ -42,12 +42,8 @@ def event(*, job: str = "job", facets: dict[str, Any] | None = None,
 
 
 def corrupt(cat: Catalog, digest: str, *, at: int = 0) -> None:
-    """Flip one byte of a stored object in place (same size)."""
-    path = Path(cat.store.object_path(digest))
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0xFF
-    path.write_bytes(bytes(data))
+    """Flip one byte of a stored object in place (same size), loose or packed."""
+    damage.corrupt(cat.store, digest, at=at)
 
 
 # -- downloads ------------------------------------------------------------------------------------
