@@ -398,8 +398,18 @@ class PackSet:
 
     def absent_among(self, digests: set[str]) -> set[str]:
         """Those of ``digests`` that no loaded index holds (or whose packed copy is void)."""
-        if len(digests) <= BISECT_LOOKUPS and self._table is None:
-            return {d for d in digests if self.find(d) is None}
+        if self._table is None:
+            if len(digests) <= BISECT_LOOKUPS:
+                return {d for d in digests if self.find(d) is None}
+            # many: one pass over every index's records instead of building the table (a
+            # string and an int per packed object: ~190 MB per million, issue 18)
+            absent = set(digests)
+            step = 2 * _RECORD.size
+            for parsed in self.loaded_indexes():
+                text = parsed.body.hex()
+                for i in range(0, len(text), step):
+                    absent.discard(text[i:i + DIGEST_HEX_LEN])
+            return absent | (digests & self.void)
         table, void = self.table(), self.void
         return {d for d in digests if d not in table or d in void}
 
@@ -454,7 +464,8 @@ class PackWriter:
         self._parts: list[bytes] = []
         self._entries: list[tuple[str, int, int]] = []
         self._size = 0
-        self._claimed: set[str] = set()
+        #: the raw digests added (64 B each, not a 113 B string: a million small files)
+        self._claimed: set[bytes] = set()
         self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT)
         self._pending: list[Future[None]] = []
         self._on_published = on_published
@@ -462,9 +473,10 @@ class PackWriter:
 
     def add(self, digest: str, data: bytes | memoryview) -> bool:
         """Append ``data`` (already hashed to ``digest``); False if this writer has it already."""
-        if digest in self._claimed:
+        raw = bytes.fromhex(digest)
+        if raw in self._claimed:
             return False
-        self._claimed.add(digest)
+        self._claimed.add(raw)
         self._entries.append((digest, self._size, len(data)))
         self._parts.append(bytes(data))
         self._size += len(data)
