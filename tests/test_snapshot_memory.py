@@ -50,6 +50,7 @@ def _same(got: Manifest, expected: Manifest) -> None:
     assert got.digest == expected.digest
     assert got.to_bytes() == expected.to_bytes()
     assert b"".join(got.iter_chunks()) == expected.to_bytes()
+    assert got.nbytes == expected.nbytes == len(expected.to_bytes())
     assert len(got) == len(expected) and got.total_size == expected.total_size
     assert list(got) == list(expected)
 

@@ -249,6 +249,15 @@ class Manifest:
             part = self.entries[start : start + lines_per_chunk]
             yield ("\n".join([e.to_line() for e in part]) + "\n").encode("utf-8")
 
+    @property
+    def nbytes(self) -> int:
+        """Length of the canonical bytes, without making them when they are spilled or held."""
+        if self._bytes is not None:
+            return len(self._bytes)
+        if self._file is not None:
+            return self._size
+        return sum(len(chunk) for chunk in self.iter_chunks())
+
     def to_bytes(self) -> bytes:
         if self._bytes is not None:
             return self._bytes
