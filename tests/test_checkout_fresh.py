@@ -18,6 +18,7 @@ from headwater.store.checkout import STAGING_PREFIX, checkout
 from headwater.store.manifest import Manifest, ManifestEntry
 from headwater.store.objects import ObjectStore
 from headwater.store.snapshot import snapshot_local
+from tests import damage
 
 
 def _tree(root: Path, n: int = 30) -> Path:
@@ -103,8 +104,7 @@ def test_an_error_leaves_no_file_of_the_new_names(tmp_path: Path) -> None:
     snap = snapshot_local(store, src)
     bad = snap.manifest.entries[-2]
     assert bad.digest is not None
-    with open(store.object_path(bad.digest), "r+b") as f:
-        f.write(b"X")
+    damage.corrupt(store, bad.digest, at=0)  # loose or packed
     out = tmp_path / "out"
     with pytest.raises(ObjectCorrupted, match=bad.path):
         checkout(store, snap.manifest, out, options={})

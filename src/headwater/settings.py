@@ -49,7 +49,8 @@ class Settings:
     #: ``{"ns/name": "ns/name@N"}``; see :func:`headwater.refs.parse_pins`): how a rebuild
     #: reaches steps launched by Bash or a Beam subprocess.
     pins: Mapping[str, str] = field(default_factory=dict)
-    #: Pack new small objects (``HEADWATER_PACK``: ``auto`` = remote stores only, ``on``, ``off``).
+    #: Pack new small objects (``HEADWATER_PACK``: ``auto`` = the store's default, every store
+    #: packs since 2026-12 (ADR 0005); ``on``; ``off`` keeps new objects loose).
     pack: str = "auto"
     #: Read cache folder for remote stores (``HEADWATER_CACHE``: a path, or ``off``); None: off.
     cache_path: str | None = None

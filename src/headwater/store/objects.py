@@ -105,9 +105,11 @@ class ObjectStore:
         self.fs: AbstractFileSystem
         self.fs, self.root = backends.open_filesystem(self.url, self.options)
         self.local = backends.is_local(self.fs)
-        #: new small objects of a snapshot go into packs (ADR 0005); default: remote stores only.
-        #: Reads find packed objects whatever this says (a mixed store).
-        self.packing = (not self.local) if pack is None else pack
+        #: new small objects of a snapshot go into packs (ADR 0005), on every store by default:
+        #: remotely one request per object is the cost, locally one inode per object (``pack=
+        #: False`` / ``HEADWATER_PACK=off`` keeps them loose). Reads find packed objects whatever
+        #: this says (a mixed store).
+        self.packing = True if pack is None else pack
         self.packs = PackSet(self)
         #: the machine's read cache (remote stores only: a local store is its own cache)
         self.cache: ReadCache | None = None if self.local else cache
