@@ -38,8 +38,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from fsspec import AbstractFileSystem
-
 from headwater import _failpoints
 from headwater.errors import ObjectCorrupted, ObjectMissing, RunFailed, StoreUnavailable
 from headwater.store import backends
@@ -67,6 +65,8 @@ from headwater.store.packs import (
 from headwater.store.statcache import NullStatCache, StatCache
 
 if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
     from headwater.store.cache import ReadCache
 
 #: A local store answers this many digests or fewer with one ``stat`` each instead of listings.
@@ -102,9 +102,13 @@ class ObjectStore:
     ) -> None:
         self.url = url.rstrip("/")
         self.options = dict(options or {})
-        self.fs: AbstractFileSystem
-        self.fs, self.root = backends.open_filesystem(self.url, self.options)
-        self.local = backends.is_local(self.fs)
+        self._fs: AbstractFileSystem | None = None
+        root = None if self.options else _plain_local_root(self.url)
+        if root is not None:  # fsspec (~45 ms to import) only once something needs it
+            self.root, self.local = root, True
+        else:
+            self._fs, self.root = backends.open_filesystem(self.url, self.options)
+            self.local = backends.is_local(self._fs)
         #: new small objects of a snapshot go into packs (ADR 0005), on every store by default:
         #: remotely one request per object is the cost, locally one inode per object (``pack=
         #: False`` / ``HEADWATER_PACK=off`` keeps them loose). Reads find packed objects whatever
@@ -122,6 +126,16 @@ class ObjectStore:
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem of the store (of a plain local path: opened on first use; the
+        hot paths of a local store use ``os`` directly)."""
+        fs = self._fs
+        if fs is None:
+            fs, _root = backends.open_filesystem(self.url, self.options)
+            self._fs = fs
+        return fs
 
     # -- layout ---------------------------------------------------------------------------------
     def object_path(self, digest: str) -> str:
@@ -1086,6 +1100,22 @@ class ObjectStore:
 
 
 _DIGESTS = re.compile("[0-9a-f]*")
+
+
+def _plain_local_root(url: str) -> str | None:
+    """The root fsspec's local filesystem makes of ``url`` (absolute, ``~`` expanded, no
+    trailing slash), computed without importing fsspec; None for anything but a plain POSIX
+    path (URLs, ``file:``, anything with a colon), which goes through fsspec."""
+    if os.sep != "/" or not url or ":" in url:
+        return None
+    if url.startswith("/"):
+        path = url
+    elif url.startswith("~"):
+        path = os.path.expanduser(url)
+    else:
+        rel = url[2:] if url.startswith("./") else "" if url == "." else url
+        path = f"{os.getcwd()}/{rel}"
+    return path.rstrip("/")
 
 
 def _group_hash(digests: list[str]) -> bytes:
