@@ -402,8 +402,8 @@ def test_lineage_commands_use_the_catalog_option(
 # -- 5. events are built at delivery, not in the commit -----------------------------------------
 #: Top-level packages ``headwater add`` of a folder of plain files never imports.
 LIGHT_ADD_AVOIDS = ("openlineage", "pyarrow", "pandas", "numpy", "alembic", "rich", "structlog",
-                    "boto3", "botocore", "s3fs", "gcsfs", "aiohttp", "requests", "fastapi",
-                    "jinja2")
+                    "boto3", "botocore", "fsspec", "s3fs", "gcsfs", "aiohttp", "requests",
+                    "fastapi", "jinja2")
 
 
 @pytest.mark.slow

@@ -501,7 +501,10 @@ class ObjectStore:
         can write it again; returns where it went, None if there was no object.
         """
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(f"{self.root}/flags/{digest}")
+            if self.local:  # no fsspec on a local add that (re)writes a missing manifest
+                os.unlink(f"{self.root}/flags/{digest}")
+            else:
+                self.fs.rm_file(f"{self.root}/flags/{digest}")
         src = self.object_path(digest)
         dest = f"{self.root}/quarantine/{digest}"
         if self.cache is not None:
