@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from headwater import Catalog
-from headwater.catalog.models import LineageOutbox, utcnow
+from headwater.catalog.models import LineageBackoff, LineageOutbox, utcnow
 from headwater.cli import main
 from headwater.lineage import NullLineage
 from headwater.lineage.emitter import Breaker, DeliveryPolicy, Emitter, outbox_status
@@ -297,17 +297,21 @@ def test_a_dead_backend_is_tried_by_one_process_not_by_every_command(
 
 
 def test_only_one_process_probes_a_recovering_transport(db_url: str, tmp_path: Path) -> None:
-    policy = DeliveryPolicy(backoff_base=0.05, probe_lease=30)
+    policy = DeliveryPolicy(backoff_base=60, probe_lease=30)
+    key = "k" * 64
     with Catalog.open(db_url, store_url=str(tmp_path / "s"), lineage=NullLineage()) as cat:
-        one, two = Breaker("k" * 64, policy), Breaker("k" * 64, policy)
+        one, two = Breaker(key, policy), Breaker(key, policy)
         assert one.take_probe(cat.engine) and two.take_probe(cat.engine)  # healthy: no row
         one.failed(cat.engine, "ConnectionError: refused", "http http://x")
         assert not two.allows(cat.engine)  # the other process sees the open breaker
-        time.sleep(0.1)
-        assert two.allows(cat.engine)
-        assert two.take_probe(cat.engine) is True
-        assert one.take_probe(cat.engine) is False  # two is probing
-        two.succeeded(cat.engine)
+        with cat.engine.begin() as conn:  # the backoff runs out (no sleep that hopes)
+            conn.execute(update(LineageBackoff).where(LineageBackoff.transport_key == key)
+                         .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        three = Breaker(key, policy)  # a process that has not looked yet
+        assert three.allows(cat.engine)
+        assert three.take_probe(cat.engine) is True
+        assert one.take_probe(cat.engine) is False  # three is probing
+        three.succeeded(cat.engine)
         assert outbox_status(cat.engine)["paused"] == []
         assert one.take_probe(cat.engine) is True
 
