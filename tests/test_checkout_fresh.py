@@ -100,7 +100,7 @@ def test_a_name_that_appears_meanwhile_is_merged_file_by_file(tmp_path: Path) ->
 def test_an_error_leaves_no_file_of_the_new_names(tmp_path: Path) -> None:
     """A corrupted object fails the checkout: what was staged is removed, not published."""
     src = _tree(tmp_path / "src")
-    store = ObjectStore(str(tmp_path / "store"))
+    store = ObjectStore(str(tmp_path / "store"), pack=False)  # damaged loose
     snap = snapshot_local(store, src)
     bad = snap.manifest.entries[-2]
     assert bad.digest is not None

@@ -85,7 +85,7 @@ def test_a_hostile_stored_manifest_fails_and_publishes_nothing(
 
 def test_a_corrupted_stored_manifest_is_refused_before_anything_is_written(
         tmp_path: Path) -> None:
-    store = ObjectStore(str(tmp_path / "store"))
+    store = ObjectStore(str(tmp_path / "store"), pack=False)
     digest = _store_manifest(store, ["a.txt", "b.txt"])
     with open(store.object_path(digest), "r+b") as f:
         f.seek(70)
