@@ -41,4 +41,5 @@ def corrupt(store: ObjectStore, digest: str, *, at: int | None = None) -> None:
 def stored_digests(store: ObjectStore) -> set[str]:
     """Every digest the store holds, loose or packed."""
     store.packs.ensure()
-    return {o.digest for o in store.iter_objects()} | store.packs.present()
+    packed: set[str] = store.packs.present()
+    return {o.digest for o in store.iter_objects()} | packed
