@@ -272,7 +272,7 @@ class ObjectStore:
             out.update(d for d in wanted if d[2:] not in found)
         return self._unpacked(out)
 
-    def absent_since_checked(self, digests: list[str], key: str) -> set[str]:
+    def absent_since_checked(self, digests: Iterable[str], key: str) -> set[str]:
         """:meth:`absent`, answered by ~256 ``stat`` calls when nothing changed since the last
         time these ``digests`` (named ``key``, a manifest digest) were all found present.
 
@@ -364,8 +364,7 @@ class ObjectStore:
             with open(f"{checks}/{name}", "rb") as f:
                 kept = marshal.load(f)
             if not isinstance(kept, dict) or not isinstance(kept.get("groups"), dict) \
-                    or not set(kept["indexes"]) <= set(indexes) \
-                    or not set(void) <= set(kept["void"]):
+                    or not _packs_unchanged(kept, indexes, void):
                 return {}
             mtimes = kept["objects"]
             out: dict[str, tuple[int | None, bytes]] = {}
@@ -1128,6 +1127,12 @@ def _group_hash(digests: list[str]) -> bytes:
     return h.digest()[:16]
 
 
+def _packs_unchanged(kept: dict[str, Any], indexes: list[str], void: list[str]) -> bool:
+    """A certificate's packed objects are still there: every pack index it names is still
+    listed and no quarantine marker (a voided packed copy) appeared since it was written."""
+    return set(kept["indexes"]) <= set(indexes) and set(void) <= set(kept["void"])
+
+
 def _certificate_holds(kept: Any, objects: str, indexes: list[str], void: list[str]) -> bool:
     """Whether a certificate of :meth:`ObjectStore.absent_since_checked` still vouches for its
     digests: the prefix directories' mtimes unchanged and, if it was written for a store with
@@ -1137,7 +1142,7 @@ def _certificate_holds(kept: Any, objects: str, indexes: list[str], void: list[s
         return False
     if "objects" in kept:
         mtimes = kept["objects"]
-        if not set(kept["indexes"]) <= set(indexes) or not set(void) <= set(kept["void"]):
+        if not _packs_unchanged(kept, indexes, void):
             return False
     else:  # written where there were no packs: its objects were all loose
         mtimes = kept

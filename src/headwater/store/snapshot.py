@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import Any, BinaryIO, NamedTuple
 
 from headwater.errors import InvalidArgument, RunFailed
 from headwater.progress import NullProgress, Progress
@@ -205,9 +205,6 @@ class _AllDigests:
         for d in self._dirs:
             yield from d.digests
         yield from self._more
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 #: One run of consecutive files of a directory in manifest order: (dir, start, end).
@@ -661,9 +658,8 @@ class _Build:
         # every index. Iterated, not held here as one list of strings (~130 MB per million).
         checked = [d for d in self.dirs if not (self.store.packing and d.fresh)]
         more = self.ingest.existing if len(checked) < len(self.dirs) else ()
-        digests = cast("list[str]", _AllDigests(checked, more))
-        bad = self.store.absent_since_checked(digests, key)
-        digests = cast("list[str]", _AllDigests(self.dirs))
+        bad = self.store.absent_since_checked(_AllDigests(checked, more), key)
+        digests = _AllDigests(self.dirs)
         flags = self.store.flagged()
         if flags:
             bad |= {dg for dg in digests if dg in flags}
