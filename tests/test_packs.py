@@ -415,3 +415,22 @@ def test_gc_aborts_the_multipart_upload_of_a_crashed_writer(
     assert report.staging_removed == 1
     assert _pending_uploads(s3_store) == []
     cat.close()
+
+
+def test_a_local_store_packs_small_objects_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEADWATER_PACK unset (``auto``): a local store packs too since session 6 (one inode per
+    object bounded a local cold log); ``off`` keeps new objects loose, with the same version."""
+    monkeypatch.delenv("HEADWATER_PACK", raising=False)
+    src = _source(tmp_path / "src", big=False)
+    cat = _open(tmp_path, str(tmp_path / "store"))
+    v = cat.log(src, name="ds")
+    assert ObjectStore(str(tmp_path / "store")).packing
+    assert [kind for kind, *_ in cat.store.iter_pack_files()].count("pack") == 1
+    assert {o.digest for o in cat.store.iter_objects()} == {v.digest}  # only the manifest
+    cat.close()
+    monkeypatch.setenv("HEADWATER_PACK", "off")
+    loose = _open(tmp_path, str(tmp_path / "loose"), name="loose")
+    assert loose.log(src, name="ds").digest == v.digest
+    assert list(loose.store.iter_pack_files()) == []
+    loose.close()
